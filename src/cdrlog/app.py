@@ -1,0 +1,64 @@
+"""create_app: the one place the service is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from cdrlog import __version__, api, push
+from cdrlog.database import make_engine
+from cdrlog.ingest import Clock, Ingestor, utc_now
+from cdrlog.settings import Settings
+
+
+def create_app(
+    settings: Settings, engine: Engine | None = None, clock: Clock = utc_now
+) -> FastAPI:
+    """The ASGI app. The engine is made from the settings unless one is handed in."""
+    engine = engine if engine is not None else make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="cdrlog",
+        version=__version__,
+        summary="asterCC push events in, one correct CDR per call out.",
+        lifespan=lifespan,
+    )
+    app.state.receiver = push.Receiver(settings=settings, ingestor=Ingestor(engine, clock))
+    app.state.reader = api.Reader(engine=engine, display_zone=settings.display_zone)
+    app.include_router(push.router)
+    app.include_router(api.router)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database answers")
+    def readyz() -> JSONResponse:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    # Nothing was acknowledged: the sender keeps the event and sends it again.
+    return JSONResponse(
+        {"status": "unavailable", "error": "the database cannot be reached; retry"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )

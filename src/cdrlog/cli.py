@@ -1,0 +1,159 @@
+"""The `cdrlog` command: serve, db upgrade, agents, simulate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import uvicorn
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from cdrlog.app import create_app
+from cdrlog.database import alembic_config, make_engine, upgrade
+from cdrlog.ingest import Ingestor
+from cdrlog.settings import DEFAULT_DATABASE_URL, Settings
+
+database_option = click.option(
+    "--db",
+    "database_url",
+    envvar="CDRLOG_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="SQLAlchemy URL: sqlite:///FILE, mysql+pymysql://USER@HOST/DB, "
+    "postgresql+psycopg://USER@HOST/DB.",
+)
+
+
+@click.group()
+@click.version_option(package_name="cdrlog")
+def cli() -> None:
+    """Receive asterCC push events and keep one correct CDR per call."""
+
+
+@cli.command()
+@database_option
+@click.option("--host", envvar="CDRLOG_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="CDRLOG_PORT", default=8080, show_default=True, type=int)
+@click.option(
+    "--pbx-timezone",
+    envvar="CDRLOG_PBX_TIMEZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA zone of eventTime values written without an offset.",
+)
+@click.option(
+    "--display-timezone",
+    envvar="CDRLOG_DISPLAY_TIMEZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA zone the API and exports show times in.",
+)
+@click.option(
+    "--max-body-bytes",
+    envvar="CDRLOG_MAX_BODY_BYTES",
+    default=1024 * 1024,
+    show_default=True,
+    type=int,
+    help="Largest push body accepted; larger ones get 413.",
+)
+def serve(database_url: str, **options: Any) -> None:
+    """Serve the Push event URL and the API (migrates an SQLite database itself)."""
+    settings = _settings(database_url=database_url, **options)
+    engine = make_engine(settings.database_url)
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        upgrade(engine)
+    else:
+        _require_current_schema(engine)
+    app = create_app(settings, engine)
+    click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str) -> None:
+    """Create or migrate the tables to the newest schema."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    click.echo(f"cdrlog: schema is current on {make_url(database_url).render_as_string()}")
+
+
+@cli.group()
+def agents() -> None:
+    """The agent registry: which phone each agent of a team uses."""
+
+
+@agents.command("set")
+@database_option
+@click.argument("team")
+@click.argument("agentno")
+@click.argument("phone")
+def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
+    """Bind AGENTNO of TEAM to PHONE (used as src of outbound calls)."""
+    engine = _migrated_engine(database_url)
+    Ingestor(engine).set_agent(team, agentno, phone)
+    engine.dispose()
+    click.echo(f"agent {agentno} of {team} uses phone {phone}")
+
+
+@agents.command("list")
+@database_option
+@click.option("--team", default=None, help="Only this team.")
+def agents_list(database_url: str, team: str | None) -> None:
+    """Show the registry."""
+    engine = _migrated_engine(database_url)
+    rows = Ingestor(engine).agents(team)
+    engine.dispose()
+    table = Table("team", "agent", "phone", "logged in", "since (UTC)")
+    for row in rows:
+        since = row["event_time"].strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            row["orgidentity"], row["agentno"], row["phone"] or "", str(row["logged_in"]), since
+        )
+    Console().print(table)
+
+
+def _settings(**values: Any) -> Settings:
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        raise click.BadParameter(problems) from error
+
+
+def _migrated_engine(database_url: str) -> Engine:
+    engine = make_engine(database_url)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        upgrade(engine)
+    else:
+        _require_current_schema(engine)
+    return engine
+
+
+def _require_current_schema(engine: Engine) -> None:
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(alembic_config(connection)).get_current_head()
+    if current != head:
+        raise click.ClickException(
+            f"the database schema is at {current or 'nothing'}, not {head}: "
+            "run `cdrlog db upgrade --db URL` first"
+        )
+
+
+def main() -> None:
+    cli()
+
+

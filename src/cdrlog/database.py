@@ -1,0 +1,130 @@
+"""Engines, migrations and the few statements that differ between SQL dialects."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
+
+T = TypeVar("T")
+
+# MySQL 1213 deadlock, 1205 lock wait timeout; PostgreSQL deadlock and serialization
+# failure. A transaction that hits one of these did nothing and may simply run again.
+_MYSQL_TRANSIENT = frozenset({1205, 1213})
+_POSTGRES_TRANSIENT = frozenset({"40P01", "40001"})
+ATTEMPTS = 12
+
+
+def make_engine(url: str) -> Engine:
+    """An engine set up for durable, concurrent ingest on the URL's database."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": 60},
+            pool_size=8,
+            max_overflow=32,
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    options: dict[str, Any] = {
+        "pool_size": 16,
+        "max_overflow": 32,
+        "pool_pre_ping": True,
+        "pool_recycle": 3600,
+        # Each statement sees what others committed before it: the per-call lock then
+        # guarantees the fold sees every event committed before the lock was granted.
+        "isolation_level": "READ COMMITTED",
+    }
+    if backend in ("mysql", "mariadb"):
+        options["connect_args"] = {"charset": "utf8mb4"}
+    return create_engine(parsed, **options)
+
+
+def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+    # The driver's own transaction handling is switched off so that `begin` below
+    # decides: writers take the write lock up front (no lock upgrade deadlocks).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before it returns, so a 200 survives power loss.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get("cdrlog_read_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(connection: Connection) -> Connection:
+    """Mark a connection as reading only (SQLite then lets writers go on meanwhile)."""
+    return connection.execution_options(cdrlog_read_only=True)
+
+
+def is_transient(error: DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return "locked" in str(original) or "busy" in str(original)
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _POSTGRES_TRANSIENT
+    args = getattr(original, "args", ())
+    return bool(args) and args[0] in _MYSQL_TRANSIENT
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work` in one transaction, again from the start after a deadlock or lost link."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if attempt == ATTEMPTS - 1 or not is_transient(error):
+                raise
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
+    """INSERT that quietly skips a row whose unique key exists (rowcount 0)."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if name in ("mysql", "mariadb"):
+        return mysql.insert(table).prefix_with("IGNORE")
+    raise ValueError(f"unsupported database {name!r}")
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("cdrlog") / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (a no-op when it is there already)."""
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")

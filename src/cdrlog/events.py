@@ -1,0 +1,190 @@
+"""The inbound event: what asterCC pushes, checked field by field. Pure.
+
+`parse_event` turns the string fields of one push (a PHP `$_POST`, or one JSON object)
+into a `CallEvent`, an `AgentEvent`, or a `Rejection` that names every bad field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cdrlog.times import EventTimeError, parse_event_time
+
+CALLER = "CALLER"
+CALLEE = "CALLEE"
+LEGS = frozenset({CALLER, CALLEE})
+AGENT_EVENTS = frozenset({"login", "logout"})
+
+# Column widths of the journal; longer values are refused rather than truncated.
+MAX_LENGTH: Mapping[str, int] = {
+    "orgidentity": 64,
+    "sessionid": 128,
+    "calltype": 32,
+    "source": 16,
+    "event": 32,
+    "eventTime": 64,
+    "activenum": 64,
+    "agentno": 64,
+    "agentphone": 64,
+    "hangupcause": 64,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One event of one leg of one call. `calltype` and `event` are lower case."""
+
+    team: str
+    sessionid: str
+    calltype: str
+    source: str
+    event: str
+    event_time: datetime
+    activenum: str | None = None
+    agentno: str | None = None
+    agentphone: str | None = None
+    hangupcause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """An agent logging in (binding `agentphone` to `agentno`) or out."""
+
+    team: str
+    agentno: str
+    event: str
+    event_time: datetime
+    agentphone: str | None = None
+
+
+Event = CallEvent | AgentEvent
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    errors: tuple[FieldError, ...]
+
+    def as_dict(self) -> dict[str, str]:
+        return {error.field: error.message for error in self.errors}
+
+
+def parse_event(
+    fields: Mapping[str, str], *, url_team: str | None, pbx_timezone: ZoneInfo
+) -> Event | Rejection:
+    """Check one push against the contract; every problem is reported, not just the first."""
+    errors: list[FieldError] = []
+    values = {name: _clean(fields.get(name)) for name in MAX_LENGTH}
+    for name, value in values.items():
+        if value is not None:
+            errors.extend(_check_text(name, value))
+    for name, value in fields.items():
+        if name not in MAX_LENGTH and ("\x00" in name or "\x00" in value):
+            errors.append(FieldError(name, "contains a NUL character"))
+
+    team = _team(values["orgidentity"], url_team, errors)
+    event = (values["event"] or "").lower()
+    if event in AGENT_EVENTS:
+        required = ["agentno", "eventTime"] + (["agentphone"] if event == "login" else [])
+    else:
+        required = ["sessionid", "calltype", "source", "event", "eventTime"]
+        if event == "ringing":
+            required.append("activenum")
+    for name in required:
+        if values[name] is None:
+            errors.append(FieldError(name, "is required"))
+
+    source = (values["source"] or "").upper()
+    if event not in AGENT_EVENTS and values["source"] is not None and source not in LEGS:
+        errors.append(FieldError("source", "must be CALLER or CALLEE"))
+
+    moment: datetime | None = None
+    if values["eventTime"] is not None:
+        try:
+            moment = parse_event_time(values["eventTime"], pbx_timezone)
+        except EventTimeError as error:
+            errors.append(FieldError("eventTime", str(error)))
+
+    if errors or team is None or moment is None:
+        return Rejection(tuple(errors))
+    if event in AGENT_EVENTS:
+        return AgentEvent(
+            team=team,
+            agentno=_required(values["agentno"]),
+            event=event,
+            event_time=moment,
+            agentphone=values["agentphone"],
+        )
+    return CallEvent(
+        team=team,
+        sessionid=_required(values["sessionid"]),
+        calltype=_required(values["calltype"]).lower(),
+        source=source,
+        event=event,
+        event_time=moment,
+        activenum=values["activenum"],
+        agentno=values["agentno"],
+        agentphone=values["agentphone"],
+        hangupcause=values["hangupcause"],
+    )
+
+
+def fingerprint(team: str, fields: Mapping[str, str]) -> str:
+    """Identity of an exact re-send: the same team and the same fields, in any order."""
+    canonical = json.dumps([team, sorted(fields.items())], ensure_ascii=True)
+    return hashlib.blake2b(canonical.encode("ascii"), digest_size=20).hexdigest()
+
+
+def _clean(value: str | None) -> str | None:
+    """PHP sees an empty field as absent for every purpose that matters here."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def _check_text(name: str, value: str) -> list[FieldError]:
+    limit = MAX_LENGTH[name]
+    if len(value) > limit:
+        return [FieldError(name, f"is longer than {limit} characters")]
+    if "\x00" in value:
+        return [FieldError(name, "contains a NUL character")]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [FieldError(name, "is not valid Unicode text")]
+    return []
+
+
+def _team(field_team: str | None, url_team: str | None, errors: list[FieldError]) -> str | None:
+    if url_team is not None:
+        problems = _check_text("orgidentity", url_team)
+        if problems or not url_team.strip():
+            errors.append(FieldError("team", "the URL's team is empty or invalid"))
+            return None
+        if field_team is not None and field_team != url_team:
+            errors.append(
+                FieldError("orgidentity", f"is {field_team!r} but the URL is for team {url_team!r}")
+            )
+            return None
+        return url_team
+    if field_team is None:
+        errors.append(FieldError("orgidentity", "is required when the URL names no team"))
+    return field_team
+
+
+def _required(value: str | None) -> str:
+    if value is None:  # pragma: no cover - parse_event checked it first
+        raise ValueError("a required field is missing")
+    return value

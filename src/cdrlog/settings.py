@@ -1,0 +1,40 @@
+"""Typed settings, read once from flags and `CDRLOG_*` environment variables."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///cdrlog.db"
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Invalid values stop it at start, not mid-call."""
+
+    model_config = SettingsConfigDict(env_prefix="CDRLOG_", frozen=True, extra="forbid")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy database URL")
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535)
+    pbx_timezone: str = Field("UTC", description="IANA zone of naive eventTime values")
+    display_timezone: str = Field("UTC", description="IANA zone the API shows times in")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest push body accepted")
+
+    @field_validator("pbx_timezone", "display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from error
+        return value
+
+    @property
+    def pbx_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.pbx_timezone)
+
+    @property
+    def display_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.display_timezone)

@@ -1,0 +1,114 @@
+"""Fixtures: the three real databases, a clean schema per backend, and the app on each.
+
+MariaDB and PostgreSQL come from CDRLOG_TEST_MYSQL_URL / CDRLOG_TEST_POSTGRES_URL;
+where one is unset or unreachable its tests are skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from cdrlog.app import create_app
+from cdrlog.database import make_engine, upgrade
+from cdrlog.settings import Settings
+from cdrlog.storage import metadata
+
+BACKENDS = {
+    "sqlite": None,
+    "mariadb": "CDRLOG_TEST_MYSQL_URL",
+    "postgresql": "CDRLOG_TEST_POSTGRES_URL",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    url: str
+
+
+def _server_url(variable: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set: this backend's tests do not run")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as error:
+        pytest.skip(f"{variable}={url} is unreachable: {error.orig}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def reset_schema(engine: Engine) -> None:
+    """Drop whatever an earlier run left and migrate from nothing, as a new install does."""
+    with engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(engine)
+
+
+def empty_tables(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(delete(table))
+
+
+@pytest.fixture(scope="session", params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    name: str = request.param
+    variable = BACKENDS[name]
+    if variable is None:
+        path = tmp_path_factory.mktemp("sqlite") / "cdrlog.db"
+        url = f"sqlite:///{path}"
+    else:
+        url = _server_url(variable)
+    engine = make_engine(url)
+    reset_schema(engine)
+    engine.dispose()
+    return Backend(name, url)
+
+
+@pytest.fixture
+def engine(backend: Backend) -> Iterator[Engine]:
+    engine = make_engine(backend.url)
+    empty_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(backend: Backend) -> Settings:
+    return Settings(database_url=backend.url)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cdrlog.db'}"
+
+
+def pytest_report_header() -> list[str]:
+    lines = []
+    for name, variable in BACKENDS.items():
+        if variable is None:
+            continue
+        url = os.environ.get(variable)
+        shown = make_url(url).render_as_string() if url else "not set: skipped"
+        lines.append(f"cdrlog {name}: {shown}")
+    return lines
