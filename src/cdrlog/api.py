@@ -149,4 +149,3 @@ def _csv_lines(rows: list[dict[str, Any]]) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
-

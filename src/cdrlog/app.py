@@ -16,9 +16,7 @@ from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.settings import Settings
 
 
-def create_app(
-    settings: Settings, engine: Engine | None = None, clock: Clock = utc_now
-) -> FastAPI:
+def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = utc_now) -> FastAPI:
     """The ASGI app. The engine is made from the settings unless one is handed in."""
     engine = engine if engine is not None else make_engine(settings.database_url)
 

@@ -93,9 +93,9 @@ def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> C
     src = _number(ruled, "src")
     if calltype == DIALOUT:
         src = _agent_phone(ordered, ruled, agentno, agent_phones)
-    duration = _seconds(start, end) if end is not None else None
-    billsec = None
-    if duration is not None:
+    duration = billsec = None
+    if end is not None:
+        duration = _seconds(start, end)
         billsec = min(duration, _seconds(answer, end)) if answer is not None else 0
     return Cdr(
         team=first.team,
@@ -137,9 +137,7 @@ def _agent_phone(
     if phone is None and agentno is not None:
         phone = agent_phones.get(agentno)
     if phone is None:
-        phone = _first(
-            e.activenum for e, rule in ruled if rule.agent_leg and e.source == CALLER
-        )
+        phone = _first(e.activenum for e, rule in ruled if rule.agent_leg and e.source == CALLER)
     return phone
 
 

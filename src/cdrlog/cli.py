@@ -155,5 +155,3 @@ def _require_current_schema(engine: Engine) -> None:
 
 def main() -> None:
     cli()
-
-

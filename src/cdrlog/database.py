@@ -88,7 +88,7 @@ def is_transient(error: DBAPIError) -> bool:
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate is not None:
         return sqlstate in _POSTGRES_TRANSIENT
-    args = getattr(original, "args", ())
+    args: tuple[Any, ...] = getattr(original, "args", ())
     return bool(args) and args[0] in _MYSQL_TRANSIENT
 
 
@@ -108,13 +108,22 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 def insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
     """INSERT that quietly skips a row whose unique key exists (rowcount 0)."""
     name = engine.dialect.name
+    statement: Insert
     if name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    if name in ("mysql", "mariadb"):
-        return mysql.insert(table).prefix_with("IGNORE")
-    raise ValueError(f"unsupported database {name!r}")
+        statement = postgresql.insert(table).on_conflict_do_nothing()
+    elif name == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing()
+    elif name in ("mysql", "mariadb"):
+        statement = mysql.insert(table).prefix_with("IGNORE")
+    else:
+        raise ValueError(f"unsupported database {name!r}")
+    # SQLAlchemy reports an INSERT's row count only when asked to keep it.
+    return statement.execution_options(preserve_rowcount=True)
+
+
+def inserted(connection: Connection, statement: Insert, row: dict[str, Any]) -> bool:
+    """Run an `insert_ignoring_duplicates` statement; whether the row was new."""
+    return connection.execute(statement, row).rowcount > 0
 
 
 def alembic_config(connection: Connection) -> Config:

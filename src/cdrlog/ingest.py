@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
-from cdrlog.cdr import Cdr, affects_cdr, fold_call
-from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_only
+from cdrlog.cdr import affects_cdr, fold_call
+from cdrlog.database import in_transaction, insert_ignoring_duplicates, inserted, read_only
 from cdrlog.events import AgentEvent, CallEvent, Event
 from cdrlog.storage import (
     agent,
@@ -91,8 +91,7 @@ class Ingestor:
         if isinstance(event, CallEvent) and locks_call:
             # Lock first: the journal insert and the fold then run one call at a time.
             self._lock_session(connection, event.team, event.sessionid)
-        inserted = connection.execute(self._insert_event, [_journal_row(accepted, now)])
-        if inserted.rowcount == 0:
+        if not inserted(connection, self._insert_event, _journal_row(accepted, now)):
             return Outcome.DUPLICATE
         self._register_agent(connection, event, now)
         if isinstance(event, CallEvent) and locks_call:
@@ -117,7 +116,7 @@ class Ingestor:
             return
         if existing is None:
             values = cdr_values(record) | {"created_at": now, "updated_at": now}
-            connection.execute(cdr.insert(), [values])
+            connection.execute(cdr.insert(), values)
         elif cdr_from_row(existing) != record:
             connection.execute(
                 update(cdr)
@@ -137,10 +136,14 @@ class Ingestor:
             "truncated": letter.truncated,
             "reason": json.dumps(letter.reason, ensure_ascii=True),
         }
-        return in_transaction(
-            self.engine,
-            lambda c: int(c.execute(dead_letter.insert(), [values]).inserted_primary_key[0]),
-        )
+
+        def insert(connection: Connection) -> int:
+            key = connection.execute(dead_letter.insert(), values).inserted_primary_key
+            if key is None:  # pragma: no cover - every supported driver reports it
+                raise RuntimeError("the database did not report the dead letter's id")
+            return int(key[0])
+
+        return in_transaction(self.engine, insert)
 
     def _ensure_session(self, team: str, sessionid: str) -> None:
         # In its own short transaction: inserting and locking the same new row in one
@@ -151,7 +154,7 @@ class Ingestor:
             connection.rollback()
         if found is None:
             row = {"orgidentity": team, "sessionid": sessionid, "created_at": self.clock()}
-            in_transaction(self.engine, lambda c: c.execute(self._insert_session, [row]))
+            in_transaction(self.engine, lambda c: inserted(c, self._insert_session, row))
 
     def _lock_session(self, connection: Connection, team: str, sessionid: str) -> None:
         key = and_(call_session.c.orgidentity == team, call_session.c.sessionid == sessionid)
@@ -173,13 +176,12 @@ class Ingestor:
             return [dict(row._mapping) for row in read_only(connection).execute(query)]
 
     def _register_agent(self, connection: Connection, event: Event, now: datetime) -> None:
+        changes: dict[str, Any] = {}
         if isinstance(event, AgentEvent):
-            changes: dict[str, Any] = {"logged_in": event.event == "login"}
-            if event.agentphone is not None:
-                changes["phone"] = event.agentphone
-        elif event.agentno is not None and event.agentphone is not None:
-            changes = {"phone": event.agentphone}
-        else:
+            changes["logged_in"] = event.event == "login"
+        if event.agentphone is not None:
+            changes["phone"] = event.agentphone
+        if event.agentno is None or not changes:
             return
         self._update_agent(connection, event.team, event.agentno, changes, event.event_time, now)
 
@@ -209,7 +211,7 @@ class Ingestor:
             "event_time": event_time,
             "updated_at": now,
         }
-        if connection.execute(self._insert_agent, [row]).rowcount == 0:
+        if not inserted(connection, self._insert_agent, row):
             # Another sender registered this agent first; ours still wins if newer.
             connection.execute(statement)
 

@@ -151,7 +151,7 @@ async def _decode_multipart(request: Request, body: bytes) -> list[Item] | BodyE
 
 
 def _last_values(form: FormData) -> dict[str, Any]:
-    return {name: value for name, value in form.multi_items()}
+    return dict(form.multi_items())
 
 
 async def _dead_letter(

@@ -27,10 +27,8 @@ def parse_event_time(text: str, pbx_timezone: ZoneInfo) -> datetime:
     wrote it before the change.
     """
     value = text.strip()
-    if _EPOCH.fullmatch(value):
-        moment = _from_epoch(value)
-    else:
-        moment = _from_calendar(value, pbx_timezone)
+    is_epoch = _EPOCH.fullmatch(value) is not None
+    moment = _from_epoch(value) if is_epoch else _from_calendar(value, pbx_timezone)
     if not EARLIEST <= moment < LATEST:
         raise EventTimeError(f"{value!r} is outside the years 1970 to 2199")
     return moment
