@@ -30,14 +30,6 @@ SCENARIOS: Mapping[str, float] = {
 }
 
 _LEGS = ("CALLER", "CALLEE")
-_DISPOSITIONS: Mapping[str, str] = {
-    "answered": "ANSWER",
-    "noanswer": "NOANSWER",
-    "unanswered": "NOANSWER",
-    "busy": "BUSY",
-    "congestion": "CONGESTION",
-    "failed": "FAILED",
-}
 # Causes that say why an unanswered call ended, per outcome, in Q.850 codes and words.
 _TELLING_CAUSES: Mapping[str, Sequence[str]] = {
     "busy": ("17", "busy"),
@@ -221,20 +213,16 @@ class _Script:
     scenario: str
     time_format: TimeFormat
     now: datetime
+    calltype: str = field(init=False)
+    outcome: str = field(init=False)
     customer: str = field(init=False)
+    reached_agent: bool = False
     events: list[dict[str, str]] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.calltype, self.outcome = self.scenario.split("-", 1)
         self.customer = _customer_number(self.rng)
-
-    @property
-    def calltype(self) -> str:
-        return self.scenario.split("-", 1)[0]
-
-    @property
-    def outcome(self) -> str:
-        return self.scenario.split("-", 1)[1]
 
     def number(self, source: str) -> str:
         agent_leg = "CALLER" if self.calltype == "dialout" else "CALLEE"
@@ -247,11 +235,13 @@ class _Script:
         """A conversation: minutes long, with a long tail, capped at half an hour."""
         self.now += timedelta(seconds=max(3, min(1800, round(self.rng.expovariate(1 / 90)))))
 
-    def emit(self, source: str, event: str, cause: str | None = None) -> datetime:
+    def emit(
+        self, source: str, event: str, *, after: tuple[int, int] = (0, 0), cause: str | None = None
+    ) -> datetime:
+        """Send `event` on leg `source` `after` (low, high) seconds from the last one."""
+        self.wait(*after)
         # An inbound call names its agent only once it reaches the agent's phone (CALLEE).
-        agent_known = self.calltype == "dialout" or any(
-            fields["source"] == "CALLEE" for fields in [*self.events, {"source": source}]
-        )
+        self.reached_agent |= self.calltype == "dialout" or source == "CALLEE"
         fields = {
             "sessionid": self.sessionid,
             "calltype": self.calltype,
@@ -259,7 +249,7 @@ class _Script:
             "event": event,
             "eventTime": self.format_time(self.now),
             "activenum": self.number(source),
-            "agentno": self.agent.agentno if agent_known else "",
+            "agentno": self.agent.agentno if self.reached_agent else "",
             "orgidentity": self.agent.team,
         }
         if fields["agentno"] and self.rng.random() < 0.7:
@@ -276,34 +266,31 @@ class _Script:
             style = self.rng.choice(("text", "epoch"))
         return str(int(at.timestamp())) if style == "epoch" else at.strftime("%Y-%m-%d %H:%M:%S")
 
-    def hang_up(self, first: str, cause: str | None = None) -> datetime:
-        """Both legs hang up: `first` now (with `cause`, else a plain one), the other up
-        to a second later with a plain cause. Returns the call's end."""
-        end = self.emit(first, "hangup", cause or self.rng.choice(_PLAIN_CAUSES))
-        self.wait(0, 1)
+    def hang_up(self, first: str, after: tuple[int, int], cause: str | None = None) -> datetime:
+        """Both legs hang up: `first` `after` seconds (with `cause`, else a plain one), the
+        other up to a second later with a plain cause. Returns the call's end."""
+        cause = cause or self.rng.choice(_PLAIN_CAUSES)
+        end = self.emit(first, "hangup", after=after, cause=cause)
         other = "CALLEE" if first == "CALLER" else "CALLER"
-        self.emit(other, "hangup", self.rng.choice(_PLAIN_CAUSES))
+        self.emit(other, "hangup", after=(0, 1), cause=self.rng.choice(_PLAIN_CAUSES))
         return end
 
     def expected(self, start: datetime, answer: datetime | None, end: datetime) -> ExpectedCdr:
-        src, dst = self.number("CALLER"), self.number("CALLEE")
-        if self.calltype == "dialout":
-            # The seed: an outbound CDR runs from the customer's ringing, agent to customer.
-            src, dst = self.agent.phone, self.customer
+        # Both ways round, src is the CALLER leg's number and dst the CALLEE's.
         return ExpectedCdr(
             team=self.agent.team,
             diallogid=self.sessionid,
             calltype=self.calltype,
             target={"dialout": "DialOut", "dialin": "DialIn"}[self.calltype],
-            src=src,
-            dst=dst,
+            src=self.number("CALLER"),
+            dst=self.number("CALLEE"),
             agentno=self.agent.agentno,
             starttime=start,
             answertime=answer,
             endtime=end,
             duration=int((end - start).total_seconds()),
             billsec=int((end - answer).total_seconds()) if answer is not None else 0,
-            disposition=_DISPOSITIONS[self.outcome],
+            disposition=_disposition(self.outcome),
             status="closed",
         )
 
@@ -313,45 +300,43 @@ def _play(script: _Script) -> GeneratedCall:
     return GeneratedCall(script.scenario, script.agent, script.events, script.times, expected)
 
 
+def _disposition(outcome: str) -> str:
+    if outcome == "answered":
+        return "ANSWER"
+    return outcome.upper() if outcome in _TELLING_CAUSES else "NOANSWER"
+
+
 def _dialout(script: _Script) -> ExpectedCdr:
     """asterCC rings the agent (CALLER), then dials the customer (CALLEE)."""
     script.emit("CALLER", "ringing")
-    script.wait(1, 4)
-    script.emit("CALLER", "answer")
-    script.wait(1, 2)
-    ringing = script.emit("CALLEE", "ringing")
+    script.emit("CALLER", "answer", after=(1, 4))
+    ringing = script.emit("CALLEE", "ringing", after=(1, 2))
     answer: datetime | None = None
     if script.outcome == "answered":
-        script.wait(3, 25)
-        answer = script.emit("CALLEE", "answer")
+        answer = script.emit("CALLEE", "answer", after=(3, 25))
         script.emit("CALLEE", "link")
         script.talk()
-        end = script.hang_up(script.rng.choice(_LEGS))
+        end = script.hang_up(script.rng.choice(_LEGS), after=(0, 0))
     elif script.outcome == "noanswer":
         # Either the customer's phone gives up ringing or the agent stops waiting.
-        script.wait(15, 45)
-        end = script.hang_up(script.rng.choice(_LEGS))
+        end = script.hang_up(script.rng.choice(_LEGS), after=(15, 45))
     else:
-        script.wait(0, 6)
-        end = script.hang_up("CALLEE", script.rng.choice(_TELLING_CAUSES[script.outcome]))
+        cause = script.rng.choice(_TELLING_CAUSES[script.outcome])
+        end = script.hang_up("CALLEE", after=(0, 6), cause=cause)
     return script.expected(ringing, answer, end)
 
 
 def _dialin(script: _Script) -> ExpectedCdr:
     """The customer (CALLER) calls in; an IVR picks up, then an agent's phone (CALLEE) rings."""
     start = script.emit("CALLER", "ringing")
-    script.wait(0, 2)
     # The IVR's pickup is the platform answering, not an agent: the call stays unanswered.
-    script.emit("CALLER", "answer")
-    script.wait(5, 40)
-    script.emit("CALLEE", "ringing")
+    script.emit("CALLER", "answer", after=(0, 2))
+    script.emit("CALLEE", "ringing", after=(5, 40))
     answer: datetime | None = None
     if script.outcome == "answered":
-        script.wait(2, 15)
-        answer = script.emit("CALLEE", "answer")
+        answer = script.emit("CALLEE", "answer", after=(2, 15))
         script.talk()
-        end = script.hang_up(script.rng.choice(_LEGS))
+        end = script.hang_up(script.rng.choice(_LEGS), after=(0, 0))
     else:
-        script.wait(10, 40)
-        end = script.hang_up("CALLER")
+        end = script.hang_up("CALLER", after=(10, 40))
     return script.expected(start, answer, end)
