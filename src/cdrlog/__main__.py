@@ -1,0 +1,3 @@
+from cdrlog.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Real `cdrlog serve` processes on loopback, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(
+    database_url: str, log: Path, extra: Sequence[str] = (), timeout: float = 30.0
+) -> Iterator[str]:
+    """Start `cdrlog serve` on a free port; yields its base URL; stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "cdrlog", "serve", "--db", database_url]
+    command += ["--host", "127.0.0.1", "--port", str(port), *extra]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CDRLOG_")}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, process, log, timeout)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_servers(database_url: str, logs: Path, count: int) -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(running_server(database_url, logs / f"server-{n}.log"))
+            for n in range(count)
+        ]
+
+
+def _wait_until_healthy(
+    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cdrlog serve exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"cdrlog serve did not become healthy:\n{log.read_text()}")
