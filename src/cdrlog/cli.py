@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
+from cdrlog.cli_simulate import simulate
 from cdrlog.database import alembic_config, make_engine, upgrade
 from cdrlog.ingest import Ingestor
 from cdrlog.settings import DEFAULT_DATABASE_URL, Settings
@@ -151,6 +152,9 @@ def _require_current_schema(engine: Engine) -> None:
             f"the database schema is at {current or 'nothing'}, not {head}: "
             "run `cdrlog db upgrade --db URL` first"
         )
+
+
+cli.add_command(simulate)
 
 
 def main() -> None:

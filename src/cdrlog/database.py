@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -26,6 +28,10 @@ _MYSQL_TRANSIENT = frozenset({1205, 1213})
 _POSTGRES_TRANSIENT = frozenset({"40P01", "40001"})
 ATTEMPTS = 12
 
+# SQLite has one writer at a time. Threads of one process queue here, in order, instead of
+# in SQLite's busy handler, which polls with growing sleeps and so adds seconds of latency.
+_SQLITE_WRITERS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+
 
 def make_engine(url: str) -> Engine:
     """An engine set up for durable, concurrent ingest on the URL's database."""
@@ -40,6 +46,7 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        _SQLITE_WRITERS[engine] = threading.Lock()
         return engine
     options: dict[str, Any] = {
         "pool_size": 16,
@@ -94,9 +101,13 @@ def is_transient(error: DBAPIError) -> bool:
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction, again from the start after a deadlock or lost link."""
+    writers = _SQLITE_WRITERS.get(engine)
     for attempt in range(ATTEMPTS):
         try:
-            with engine.begin() as connection:
+            if writers is None:
+                with engine.begin() as connection:
+                    return work(connection)
+            with writers, engine.begin() as connection:
                 return work(connection)
         except DBAPIError as error:
             if attempt == ATTEMPTS - 1 or not is_transient(error):

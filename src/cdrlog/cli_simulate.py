@@ -1,0 +1,186 @@
+"""`cdrlog simulate`: play realistic asterCC traffic against a running receiver."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from cdrlog.simulate import SendSettings, render_summary, run_simulation, summary_as_dict
+from cdrlog.traffic import (
+    GeneratedCall,
+    TimeFormat,
+    delivery_order,
+    generate_calls,
+    traffic_span,
+)
+
+# Any fixed instant will do: only the length of the traffic it yields is used.
+_MEASURING_START = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _parse_start(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 date and time") from error
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+def _play_calls(
+    seed: int,
+    start: datetime | None,
+    calls: int,
+    teams: int,
+    agents: int,
+    time_format: TimeFormat,
+) -> tuple[datetime, list[GeneratedCall]]:
+    """The calls for `seed`, from `start` or else timed so that the last one ends now."""
+
+    def play(at: datetime) -> list[GeneratedCall]:
+        return generate_calls(
+            random.Random(seed),
+            at,
+            calls=calls,
+            teams=teams,
+            agents=agents,
+            time_format=time_format,
+        )
+
+    if start is None:
+        # The same seed gives the same calls from any start: measure once, then shift.
+        start = datetime.now(UTC) - traffic_span(play(_MEASURING_START), _MEASURING_START)
+    return start, play(start)
+
+
+@click.command("simulate")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    callback=_check_url,
+    help="Base URL of the cdrlog receiver.",
+)
+@click.option(
+    "--calls",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="How many calls to play.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Events per second over all workers; 0 sends as fast as possible.",
+)
+@click.option(
+    "--teams", type=click.IntRange(min=1), default=1, show_default=True, help="Teams team1..teamN."
+)
+@click.option(
+    "--agents",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Agents per team (1001.., on phones 8001..).",
+)
+@click.option(
+    "--duplicates",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of events sent twice.",
+)
+@click.option(
+    "--shuffle",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of deliveries moved out of time order (1 = fully shuffled).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed for reproducible traffic.  [default: random, and printed]",
+)
+@click.option(
+    "--start",
+    callback=_parse_start,
+    help="ISO time the traffic begins, UTC unless an offset is given.  "
+    "[default: so that the last call ends now]",
+)
+@click.option(
+    "--time-format",
+    type=click.Choice(["text", "epoch", "mixed"]),
+    default="text",
+    show_default=True,
+    help="eventTime as 'YYYY-MM-DD HH:MM:SS' UTC, epoch seconds, or either per event.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def simulate(
+    url: str,
+    calls: int,
+    concurrency: int,
+    rate: float,
+    teams: int,
+    agents: int,
+    duplicates: float,
+    shuffle: float,
+    seed: int | None,
+    start: datetime | None,
+    time_format: TimeFormat,
+    as_json: bool,
+) -> None:
+    """Play realistic calls against a running receiver: send their push events, report.
+
+    Exits with status 1 when any event was not accepted (a 4xx, or no answer after
+    retries).
+    """
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    start, generated = _play_calls(seed, start, calls, teams, agents, time_format)
+    deliveries = delivery_order(
+        generated, random.Random(seed + 1), duplicate_ratio=duplicates, shuffle_ratio=shuffle
+    )
+    events = [delivery.event for delivery in deliveries]
+    if not as_json:
+        click.echo(
+            f"Simulating {calls:,} calls ({len(events):,} events) for {teams} team(s) of "
+            f"{agents} agent(s), seed {seed}, from {start.isoformat(timespec='seconds')}"
+        )
+    settings = SendSettings(base_url=url, concurrency=concurrency, rate=rate)
+    summary = run_simulation(events, settings, show_progress=sys.stdout.isatty() and not as_json)
+    if as_json:
+        report = {
+            "seed": seed,
+            "calls": calls,
+            "start": start.isoformat(),
+            **summary_as_dict(summary),
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(render_summary(summary))
+    if not summary.ok:
+        raise SystemExit(1)
