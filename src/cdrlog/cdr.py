@@ -69,6 +69,15 @@ def affects_cdr(event: CallEvent) -> bool:
     return event.calltype in CALL_TYPES and event.event in CDR_EVENTS
 
 
+def registry_needed(events: Iterable[CallEvent]) -> set[str]:
+    """Agent numbers whose registered phone `fold_call` may use: none when an event
+    carries its own `agentphone`, which always comes first."""
+    relevant = [e for e in events if affects_cdr(e)]
+    if any(e.agentphone is not None for e in relevant):
+        return set()
+    return {e.agentno for e in relevant if e.agentno is not None}
+
+
 def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> Cdr | None:
     """The CDR of one call, or None while no event proves that the call exists.
 

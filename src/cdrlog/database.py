@@ -51,7 +51,8 @@ def make_engine(url: str) -> Engine:
     options: dict[str, Any] = {
         "pool_size": 16,
         "max_overflow": 32,
-        "pool_pre_ping": True,
+        # No pre-ping (a round trip per checkout): a connection found dead fails its
+        # transaction, which `in_transaction` then runs again on a fresh one.
         "pool_recycle": 3600,
         # Each statement sees what others committed before it: the per-call lock then
         # guarantees the fold sees every event committed before the lock was granted.

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
-from cdrlog.cdr import affects_cdr, fold_call
+from cdrlog.cdr import affects_cdr, fold_call, registry_needed
 from cdrlog.database import in_transaction, insert_ignoring_duplicates, inserted, read_only
 from cdrlog.events import AgentEvent, CallEvent, Event
 from cdrlog.storage import (
@@ -150,8 +150,7 @@ class Ingestor:
         # transaction makes concurrent first events of a call deadlock on MySQL.
         key = and_(call_session.c.orgidentity == team, call_session.c.sessionid == sessionid)
         with self.engine.connect() as connection:
-            found = connection.execute(select(call_session.c.id).where(key)).first()
-            connection.rollback()
+            found = read_only(connection).execute(select(call_session.c.id).where(key)).first()
         if found is None:
             row = {"orgidentity": team, "sessionid": sessionid, "created_at": self.clock()}
             in_transaction(self.engine, lambda c: inserted(c, self._insert_session, row))
@@ -218,7 +217,7 @@ class Ingestor:
     def _agent_phones(
         self, connection: Connection, team: str, events: list[CallEvent]
     ) -> dict[str, str]:
-        numbers = {e.agentno for e in events if e.agentno is not None}
+        numbers = registry_needed(events)
         if not numbers:
             return {}
         rows = connection.execute(
