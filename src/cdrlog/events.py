@@ -76,7 +76,11 @@ class Rejection:
     errors: tuple[FieldError, ...]
 
     def as_dict(self) -> dict[str, str]:
-        return {error.field: error.message for error in self.errors}
+        """Field -> what is wrong with it (several problems of one field joined by '; ')."""
+        named: dict[str, list[str]] = {}
+        for error in self.errors:
+            named.setdefault(error.field, []).append(error.message)
+        return {field: "; ".join(messages) for field, messages in named.items()}
 
 
 def parse_event(

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 # rejecting them keeps every stored time inside what all three databases can hold.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-_EPOCH = re.compile(r"\d{1,12}(\.\d{1,9})?")
-_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+_EPOCH = re.compile(r"\d{1,12}(\.\d{1,9})?", re.ASCII)
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?", re.ASCII)
 
 
 class EventTimeError(ValueError):

@@ -1,0 +1,582 @@
+"""fold_call: a call's CDR is a function of the set of its events.
+
+Properties first (any order, any duplication, any split between senders, every prefix),
+then a few examples that pin down choices the contract makes explicit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdrlog.cdr import Cdr, fold_call
+from cdrlog.events import CALLEE, CALLER, CallEvent
+from cdrlog.rules import CALL_TYPES, DIALIN, DIALOUT, Disposition, Status
+
+TEAM = "acme"
+SESSION = "1767574800.42"
+BASE = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+CUSTOMER = "13800138000"
+AGENT = "1001"
+AGENT_EXTENSION = "8001"  # the number asterCC rings on the agent's own leg
+CARRIED_PHONE = "8009"  # agentphone, when the events carry it
+CAUSES = {
+    None: None,
+    "16": None,
+    "19": None,
+    "17": Disposition.BUSY,
+    "busy": Disposition.BUSY,
+    "BUSY": Disposition.BUSY,
+    "34": Disposition.CONGESTION,
+    "38": Disposition.CONGESTION,
+    "congestion": Disposition.CONGESTION,
+    "failed": Disposition.FAILED,
+    "Failed": Disposition.FAILED,
+}
+
+
+def event(
+    source: str,
+    name: str,
+    at: datetime | float,
+    *,
+    calltype: str = DIALOUT,
+    activenum: str | None = None,
+    agentno: str | None = None,
+    agentphone: str | None = None,
+    hangupcause: str | None = None,
+) -> CallEvent:
+    """One event of the call under test; `at` may be seconds after BASE."""
+    moment = at if isinstance(at, datetime) else BASE + timedelta(seconds=at)
+    return CallEvent(
+        team=TEAM,
+        sessionid=SESSION,
+        calltype=calltype,
+        source=source,
+        event=name,
+        event_time=moment,
+        activenum=activenum,
+        agentno=agentno,
+        agentphone=agentphone,
+        hangupcause=hangupcause,
+    )
+
+
+# --- A model of realistic calls --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """A realistic call's events, the registry at hand, and the CDR the contract gives."""
+
+    events: list[CallEvent]
+    registry: dict[str, str]
+    expected: Cdr
+
+    @property
+    def calltype(self) -> str:
+        return self.expected.calltype
+
+
+seconds = st.integers(min_value=0, max_value=60)
+talk = st.integers(min_value=0, max_value=7200)
+registries = st.sampled_from([{}, {AGENT: "8005"}, {"1002": "8006"}])
+
+
+@st.composite
+def outbound_calls(draw: st.DrawFn) -> Call:
+    start = BASE + timedelta(seconds=draw(st.integers(0, 10 * 365 * 86_400)))
+    phone = CARRIED_PHONE if draw(st.booleans()) else None
+    registry = draw(registries)
+
+    def leg(
+        source: str,
+        name: str,
+        at: datetime,
+        activenum: str | None = None,
+        hangupcause: str | None = None,
+    ) -> CallEvent:
+        return event(
+            source,
+            name,
+            at,
+            activenum=activenum,
+            agentno=AGENT,
+            agentphone=phone,
+            hangupcause=hangupcause,
+        )
+
+    agent_answer = start - timedelta(seconds=draw(seconds))
+    agent_rings = agent_answer - timedelta(seconds=draw(seconds))
+    events = [
+        leg(CALLER, "ringing", agent_rings, activenum=AGENT_EXTENSION),
+        leg(CALLER, "answer", agent_answer),
+        leg(CALLEE, "ringing", start, activenum=CUSTOMER),
+    ]
+    answer = start + timedelta(seconds=draw(seconds)) if draw(st.booleans()) else None
+    if answer is not None:
+        events.append(leg(CALLEE, "answer", answer))
+    cleared = (answer or start) + timedelta(seconds=draw(talk) if answer else draw(seconds))
+    cause = draw(st.sampled_from(sorted(CAUSES, key=str)))
+    hangups = draw(st.sampled_from([(), (CALLEE,), (CALLER,), (CALLEE, CALLER)]))
+    for source in hangups:
+        at = cleared + timedelta(seconds=draw(st.integers(0, 2)))
+        own_cause = cause if source == CALLEE else draw(st.sampled_from([None, "16"]))
+        events.append(leg(source, "hangup", at, hangupcause=own_cause))
+    end = min((e.event_time for e in events if e.event == "hangup"), default=None)
+    expected = Cdr(
+        team=TEAM,
+        diallogid=SESSION,
+        calltype=DIALOUT,
+        target="DialOut",
+        src=phone or registry.get(AGENT) or AGENT_EXTENSION,
+        dst=CUSTOMER,
+        agentno=AGENT,
+        starttime=start,
+        answertime=answer,
+        endtime=end,
+        duration=whole_seconds(start, end),
+        billsec=billsec(answer, end),
+        disposition=disposition(answer, cause if CALLEE in hangups else None),
+        status=Status.CLOSED if end else Status.OPEN,
+    )
+    return Call(events, registry, expected)
+
+
+@st.composite
+def inbound_calls(draw: st.DrawFn) -> Call:
+    start = BASE + timedelta(seconds=draw(st.integers(0, 10 * 365 * 86_400)))
+    registry = draw(registries)
+    events = [event(CALLER, "ringing", start, calltype=DIALIN, activenum=CUSTOMER)]
+    last = start
+    if draw(st.booleans()):  # an IVR or queue picks up: not an answer by an agent
+        last = start + timedelta(seconds=draw(seconds))
+        events.append(event(CALLER, "answer", last, calltype=DIALIN))
+    agent_rang = draw(st.booleans())
+    answer = None
+    if agent_rang:
+        phone = "8003" if draw(st.booleans()) else None
+        last += timedelta(seconds=draw(seconds))
+        events.append(
+            event(
+                CALLEE,
+                "ringing",
+                last,
+                calltype=DIALIN,
+                activenum="8003",
+                agentno="1003",
+                agentphone=phone,
+            )
+        )
+        if draw(st.booleans()):
+            answer = last + timedelta(seconds=draw(seconds))
+            events.append(
+                event(CALLEE, "answer", answer, calltype=DIALIN, agentno="1003", agentphone=phone)
+            )
+    cleared = (answer or last) + timedelta(seconds=draw(talk) if answer else draw(seconds))
+    cause = draw(st.sampled_from(sorted(CAUSES, key=str)))
+    legs = [(), (CALLER,)] + ([(CALLEE,), (CALLEE, CALLER)] if agent_rang else [])
+    hangups = draw(st.sampled_from(legs))
+    for source in hangups:
+        at = cleared + timedelta(seconds=draw(st.integers(0, 2)))
+        own_cause = cause if source == CALLEE else draw(st.sampled_from([None, "16"]))
+        agentno = "1003" if source == CALLEE else None
+        events.append(
+            event(source, "hangup", at, calltype=DIALIN, agentno=agentno, hangupcause=own_cause)
+        )
+    end = min((e.event_time for e in events if e.event == "hangup"), default=None)
+    expected = Cdr(
+        team=TEAM,
+        diallogid=SESSION,
+        calltype=DIALIN,
+        target="DialIn",
+        src=CUSTOMER,
+        dst="8003" if agent_rang else None,
+        agentno="1003" if agent_rang else None,
+        starttime=start,
+        answertime=answer,
+        endtime=end,
+        duration=whole_seconds(start, end),
+        billsec=billsec(answer, end),
+        disposition=disposition(answer, cause if CALLEE in hangups else None),
+        status=Status.CLOSED if end else Status.OPEN,
+    )
+    return Call(events, registry, expected)
+
+
+def whole_seconds(since: datetime, until: datetime | None) -> int | None:
+    return None if until is None else int((until - since).total_seconds())
+
+
+def billsec(answer: datetime | None, end: datetime | None) -> int | None:
+    if end is None:
+        return None
+    return 0 if answer is None else int((end - answer).total_seconds())
+
+
+def disposition(answer: datetime | None, cause: str | None) -> Disposition:
+    if answer is not None:
+        return Disposition.ANSWER
+    return CAUSES[cause] or Disposition.NOANSWER
+
+
+calls = st.one_of(outbound_calls(), inbound_calls())
+
+
+@st.composite
+def junk(draw: st.DrawFn, calltype: str) -> CallEvent:
+    """An event of the same call that must change no CDR: link, hold, ... or a call
+    type the contract does not define."""
+    other = draw(st.booleans())
+    return event(
+        draw(st.sampled_from([CALLER, CALLEE])),
+        draw(
+            st.sampled_from(["ringing", "answer", "hangup", "link", "hold"])
+            if other
+            else st.sampled_from(["link", "hold", "unhold", "transfer", "dtmf"])
+        ),
+        draw(st.integers(-60, 10 * 365 * 86_400)),
+        calltype=draw(st.sampled_from(["dialtransfer", "queue"])) if other else calltype,
+        activenum=draw(st.sampled_from([None, "1", "13800000000"])),
+        agentno=draw(st.sampled_from([None, "1", "1002"])),
+        agentphone=draw(st.sampled_from([None, "7777"])),
+        hangupcause=draw(st.sampled_from([None, "17", "failed"])),
+    )
+
+
+@st.composite
+def calls_with_junk(draw: st.DrawFn) -> Call:
+    call = draw(calls)
+    extra = draw(st.lists(junk(call.calltype), max_size=4))
+    return replace(call, events=call.events + extra)
+
+
+# Arbitrary events of one session: mixed and unknown call types, any leg, any event, few
+# distinct times so that ties are common. Nothing realistic is promised about them; the
+# fold must still be a function of their set.
+wild_events = st.lists(
+    st.builds(
+        event,
+        st.sampled_from([CALLER, CALLEE]),
+        st.sampled_from(["ringing", "answer", "hangup", "link"]),
+        st.sampled_from([0, 1, 2, 30, 30.5, 61.25]),
+        calltype=st.sampled_from([DIALOUT, DIALIN, "queue"]),
+        activenum=st.sampled_from([None, "1", "2"]),
+        agentno=st.sampled_from([None, "1001", "1002"]),
+        agentphone=st.sampled_from([None, "8001", "8002"]),
+        hangupcause=st.sampled_from([None, "16", "17", "34", "failed"]),
+    ),
+    max_size=12,
+)
+
+
+@st.composite
+def event_sets(draw: st.DrawFn) -> tuple[list[CallEvent], dict[str, str]]:
+    if draw(st.booleans()):
+        call = draw(calls_with_junk())
+        return call.events, call.registry
+    return draw(wild_events), draw(st.sampled_from([{}, {"1001": "8005"}]))
+
+
+FAST = settings(max_examples=150, deadline=None)
+
+
+# --- The model ---------------------------------------------------------------------------
+
+
+@FAST
+@given(call=calls_with_junk())
+def test_realistic_call_gives_the_contracts_cdr(call: Call) -> None:
+    assert fold_call(call.events, call.registry) == call.expected
+
+
+# --- A function of the set ---------------------------------------------------------------
+
+
+@FAST
+@given(events_registry=event_sets(), data=st.data())
+def test_any_order_gives_the_same_cdr(
+    events_registry: tuple[list[CallEvent], dict[str, str]], data: st.DataObject
+) -> None:
+    events, registry = events_registry
+    shuffled = data.draw(st.permutations(events))
+    assert fold_call(shuffled, registry) == fold_call(events, registry)
+
+
+@FAST
+@given(events_registry=event_sets(), data=st.data())
+def test_duplicates_change_nothing(
+    events_registry: tuple[list[CallEvent], dict[str, str]], data: st.DataObject
+) -> None:
+    events, registry = events_registry
+    again = data.draw(st.lists(st.sampled_from(events), min_size=1)) if events else []
+    resent = data.draw(st.permutations(events + again))
+    assert fold_call(resent, registry) == fold_call(events, registry)
+
+
+@FAST
+@given(events_registry=event_sets(), senders=st.integers(1, 4), data=st.data())
+def test_concurrent_senders_change_nothing(
+    events_registry: tuple[list[CallEvent], dict[str, str]], senders: int, data: st.DataObject
+) -> None:
+    """Each event goes to one or more senders (at-least-once); each sender delivers its
+    share in its own order; the deliveries interleave in any way."""
+    events, registry = events_registry
+    streams: list[list[CallEvent]] = [[] for _ in range(senders)]
+    for item in events:
+        for sender in data.draw(st.sets(st.integers(0, senders - 1), min_size=1)):
+            streams[sender].append(item)
+    streams = [data.draw(st.permutations(stream)) for stream in streams]
+    turns = data.draw(st.permutations([i for i, stream in enumerate(streams) for _ in stream]))
+    delivered = [streams[i].pop(0) for i in turns]
+    assert set(delivered) == set(events)
+    assert fold_call(delivered, registry) == fold_call(events, registry)
+
+
+# --- Every prefix, in any order ------------------------------------------------------------
+
+
+def proves_call(item: CallEvent, calltype: str) -> bool:
+    if item.calltype != calltype or item.event not in {"ringing", "answer", "hangup"}:
+        return False
+    return calltype == DIALIN or item.source == CALLEE
+
+
+def check_invariants(cdr: Cdr) -> None:
+    """What holds of any CDR the fold returns."""
+    if cdr.status is Status.CLOSED:
+        assert cdr.endtime is not None
+        assert cdr.duration is not None
+        assert cdr.billsec is not None
+        assert 0 <= cdr.billsec <= cdr.duration
+    else:
+        assert cdr.status is Status.OPEN
+        assert (cdr.endtime, cdr.duration, cdr.billsec) == (None, None, None)
+    assert (cdr.disposition is Disposition.ANSWER) == (cdr.answertime is not None)
+    assert cdr.target == {DIALOUT: "DialOut", DIALIN: "DialIn"}[cdr.calltype]
+
+
+@settings(max_examples=200, deadline=None)
+@given(call=calls_with_junk(), data=st.data())
+def test_every_prefix_of_any_order(call: Call, data: st.DataObject) -> None:
+    again = data.draw(st.lists(st.sampled_from(call.events), max_size=3))
+    order = data.draw(st.permutations(call.events + again))
+    previous: Cdr | None = None
+    for size in range(len(order) + 1):
+        seen = order[:size]
+        cdr = fold_call(seen, call.registry)
+        if not any(proves_call(e, call.calltype) for e in seen):
+            assert cdr is None
+            continue
+        assert cdr is not None
+        check_invariants(cdr)
+        mine = [e for e in seen if e.calltype == call.calltype]
+        hung_up = any(e.event == "hangup" for e in mine)
+        # Only the agent's phone answering makes a call answered: on an inbound call a
+        # CALLER answer is the IVR; on an outbound call it is the agent picking up.
+        answered = any(e.event == "answer" and e.source == CALLEE for e in mine)
+        assert (cdr.status is Status.CLOSED) == hung_up
+        assert (cdr.disposition is Disposition.ANSWER) == answered
+        if previous is not None:
+            # More events only ever move a call forward.
+            if previous.status is Status.CLOSED:
+                assert cdr.status is Status.CLOSED
+                assert cdr.endtime is not None
+                assert previous.endtime is not None
+                assert cdr.endtime <= previous.endtime
+            if previous.disposition is Disposition.ANSWER:
+                assert cdr.disposition is Disposition.ANSWER
+        previous = cdr
+    assert previous == call.expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=wild_events, data=st.data())
+def test_arbitrary_events_never_break_the_fold(
+    events: list[CallEvent], data: st.DataObject
+) -> None:
+    subset = data.draw(st.lists(st.sampled_from(events), unique=True)) if events else []
+    smaller, larger = fold_call(subset, {}), fold_call(events, {"1001": "8005"})
+    for cdr, seen in ((smaller, subset), (larger, events)):
+        if cdr is None:
+            continue
+        check_invariants(cdr)
+        mine = [e for e in seen if e.calltype in CALL_TYPES]
+        assert (cdr.status is Status.CLOSED) == any(e.event == "hangup" for e in mine)
+        assert (cdr.disposition is Disposition.ANSWER) == any(
+            e.event == "answer" and e.source == CALLEE for e in mine
+        )
+    if smaller is not None and larger is not None:
+        if smaller.status is Status.CLOSED:
+            assert larger.status is Status.CLOSED
+        if smaller.disposition is Disposition.ANSWER:
+            assert larger.disposition is Disposition.ANSWER
+
+
+# --- Examples ------------------------------------------------------------------------------
+
+
+def answered_outbound(*extra: CallEvent) -> list[CallEvent]:
+    return [
+        event(CALLER, "ringing", 0, activenum="8001", agentno=AGENT),
+        event(CALLEE, "ringing", 5, activenum=CUSTOMER, agentno=AGENT),
+        event(CALLEE, "answer", 10, agentno=AGENT),
+        *extra,
+    ]
+
+
+def fold(events: Sequence[CallEvent], registry: dict[str, str] | None = None) -> Cdr:
+    cdr = fold_call(events, registry or {})
+    assert cdr is not None
+    return cdr
+
+
+def test_no_events_no_cdr() -> None:
+    assert fold_call([], {AGENT: "8001"}) is None
+
+
+def test_fold_accepts_any_iterable() -> None:
+    events = answered_outbound()
+    assert fold_call(iter(events), {}) == fold(events)
+
+
+def test_earliest_hangup_ends_the_call() -> None:
+    late = event(CALLEE, "hangup", 70, hangupcause="16")
+    early = event(CALLER, "hangup", 65, hangupcause="16")
+    for events in (answered_outbound(late, early), answered_outbound(early, late)):
+        cdr = fold(events)
+        assert cdr.endtime == BASE + timedelta(seconds=65)
+        assert (cdr.duration, cdr.billsec) == (60, 55)
+
+
+def test_earliest_ringing_starts_the_call() -> None:
+    # The customer's phone reported ringing twice (a re-INVITE): the first one counts.
+    cdr = fold(answered_outbound(event(CALLEE, "ringing", 7, activenum=CUSTOMER)))
+    assert cdr.starttime == BASE + timedelta(seconds=5)
+
+
+def test_conflicting_activenums_resolved_by_earliest_event() -> None:
+    first = event(CALLEE, "ringing", 5, activenum="13800138000")
+    second = event(CALLEE, "ringing", 6, activenum="13900139000")
+    assert fold([second, first]).dst == "13800138000"
+    assert fold([first, second]).dst == "13800138000"
+
+
+def test_conflicting_agentphones_resolved_by_earliest_event() -> None:
+    events = [
+        event(CALLEE, "ringing", 5, activenum=CUSTOMER, agentno=AGENT, agentphone="8002"),
+        event(CALLER, "ringing", 0, activenum="8001", agentno=AGENT, agentphone="8001"),
+    ]
+    assert fold(events).src == "8001"
+
+
+def test_fractional_seconds_round_half_up() -> None:
+    cdr = fold(
+        [
+            event(CALLEE, "ringing", 0, activenum=CUSTOMER),
+            event(CALLEE, "answer", 1.0),
+            event(CALLEE, "hangup", 10.5),
+        ]
+    )
+    assert (cdr.duration, cdr.billsec) == (11, 10)  # 10.5 -> 11, 9.5 -> 10
+
+
+def test_just_under_a_half_rounds_down() -> None:
+    cdr = fold(
+        [
+            event(CALLEE, "ringing", 0, activenum=CUSTOMER),
+            event(CALLEE, "answer", 0.000001),
+            event(CALLEE, "hangup", 10.499999),
+        ]
+    )
+    assert (cdr.duration, cdr.billsec) == (10, 10)
+
+
+def test_billsec_never_exceeds_duration() -> None:
+    # The two legs' clocks disagree: the answer is stamped before the ringing.
+    cdr = fold(
+        [
+            event(CALLEE, "ringing", 10, activenum=CUSTOMER),
+            event(CALLEE, "answer", 9),
+            event(CALLEE, "hangup", 20),
+        ]
+    )
+    assert (cdr.duration, cdr.billsec) == (10, 10)
+
+
+def test_hangup_stamped_before_the_start_gives_zero_not_negative() -> None:
+    cdr = fold([event(CALLEE, "ringing", 10, activenum=CUSTOMER), event(CALLER, "hangup", 8)])
+    assert cdr.status is Status.CLOSED
+    assert (cdr.duration, cdr.billsec) == (0, 0)
+
+
+def test_outbound_without_customer_leg_has_no_cdr() -> None:
+    events = [
+        event(CALLER, "ringing", 0, activenum="8001", agentno=AGENT),
+        event(CALLER, "answer", 2, agentno=AGENT),
+        event(CALLER, "hangup", 3, agentno=AGENT),
+    ]
+    assert fold_call(events, {AGENT: "8001"}) is None
+
+
+def test_outbound_caller_answer_is_the_agent_not_the_customer() -> None:
+    events = [
+        event(CALLER, "answer", 2, agentno=AGENT),
+        event(CALLEE, "ringing", 5, activenum=CUSTOMER, agentno=AGENT),
+        event(CALLEE, "hangup", 25, hangupcause="19"),
+    ]
+    cdr = fold(events)
+    assert (cdr.disposition, cdr.answertime, cdr.billsec) == (Disposition.NOANSWER, None, 0)
+
+
+def test_lost_ringing_starts_the_call_at_its_first_customer_event() -> None:
+    cdr = fold([event(CALLEE, "answer", 10), event(CALLEE, "hangup", 40)])
+    assert cdr.starttime == BASE + timedelta(seconds=10)
+    assert (cdr.dst, cdr.duration, cdr.billsec) == (None, 30, 30)
+
+
+def test_inbound_ivr_answer_is_not_answered() -> None:
+    events = [
+        event(CALLER, "ringing", 0, calltype=DIALIN, activenum=CUSTOMER),
+        event(CALLER, "answer", 1, calltype=DIALIN),
+        event(CALLER, "hangup", 40, calltype=DIALIN, hangupcause="16"),
+    ]
+    cdr = fold(events)
+    assert (cdr.disposition, cdr.answertime, cdr.billsec) == (Disposition.NOANSWER, None, 0)
+    assert cdr.duration == 40
+
+
+def test_registry_gives_the_outbound_src_only() -> None:
+    outbound = [event(CALLEE, "ringing", 5, activenum=CUSTOMER, agentno=AGENT)]
+    assert fold(outbound, {AGENT: "8005"}).src == "8005"
+    assert fold(outbound, {"1002": "8005"}).src is None
+    inbound = [
+        event(CALLER, "ringing", 0, calltype=DIALIN, activenum=CUSTOMER),
+        event(CALLEE, "ringing", 2, calltype=DIALIN, activenum="8003", agentno=AGENT),
+    ]
+    assert fold(inbound, {AGENT: "8005"}).src == CUSTOMER
+    assert fold(inbound, {AGENT: "8005"}).dst == "8003"
+
+
+def test_first_meaningful_cause_decides_an_unanswered_call() -> None:
+    events = [
+        event(CALLEE, "ringing", 0, activenum=CUSTOMER),
+        event(CALLER, "hangup", 3, hangupcause="16"),
+        event(CALLEE, "hangup", 4, hangupcause="34"),
+        event(CALLEE, "hangup", 5, hangupcause="17"),
+    ]
+    cdr = fold(events)
+    assert cdr.disposition is Disposition.CONGESTION
+    assert cdr.endtime == BASE + timedelta(seconds=3)
+
+
+def test_unknown_cause_leaves_noanswer() -> None:
+    events = [
+        event(CALLEE, "ringing", 0, activenum=CUSTOMER),
+        event(CALLEE, "hangup", 4, hangupcause="99"),
+    ]
+    assert fold(events).disposition is Disposition.NOANSWER
