@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from cdrlog import __version__, api, push
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
+from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 
 
@@ -31,8 +32,9 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         summary="asterCC push events in, one correct CDR per call out.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.receiver = push.Receiver(settings=settings, ingestor=Ingestor(engine, clock))
-    app.state.reader = api.Reader(engine=engine, display_zone=settings.display_zone)
+    app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)
     app.add_exception_handler(DBAPIError, _database_unavailable)

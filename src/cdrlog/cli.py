@@ -1,4 +1,4 @@
-"""The `cdrlog` command: serve, db upgrade, agents, simulate."""
+"""The `cdrlog` command: serve, db upgrade, agents, simulate, export, stats, rejected."""
 
 from __future__ import annotations
 
@@ -6,29 +6,16 @@ from typing import Any
 
 import click
 import uvicorn
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
+from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.cli_read import export, rejected, stats
 from cdrlog.cli_simulate import simulate
-from cdrlog.database import alembic_config, make_engine, upgrade
+from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import Ingestor
-from cdrlog.settings import DEFAULT_DATABASE_URL, Settings
-
-database_option = click.option(
-    "--db",
-    "database_url",
-    envvar="CDRLOG_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="SQLAlchemy URL: sqlite:///FILE, mysql+pymysql://USER@HOST/DB, "
-    "postgresql+psycopg://USER@HOST/DB.",
-)
 
 
 @click.group()
@@ -53,7 +40,7 @@ def cli() -> None:
     envvar="CDRLOG_DISPLAY_TIMEZONE",
     default="UTC",
     show_default=True,
-    help="IANA zone the API and exports show times in.",
+    help="IANA zone the API, exports and dashboard show times in by default.",
 )
 @click.option(
     "--max-body-bytes",
@@ -64,13 +51,9 @@ def cli() -> None:
     help="Largest push body accepted; larger ones get 413.",
 )
 def serve(database_url: str, **options: Any) -> None:
-    """Serve the Push event URL and the API (migrates an SQLite database itself)."""
-    settings = _settings(database_url=database_url, **options)
-    engine = make_engine(settings.database_url)
-    if make_url(settings.database_url).get_backend_name() == "sqlite":
-        upgrade(engine)
-    else:
-        _require_current_schema(engine)
+    """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
+    settings = settings_of(database_url=database_url, **options)
+    engine = migrated_engine(settings.database_url)
     app = create_app(settings, engine)
     click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
@@ -103,7 +86,7 @@ def agents() -> None:
 @click.argument("phone")
 def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
     """Bind AGENTNO of TEAM to PHONE (used as src of outbound calls)."""
-    engine = _migrated_engine(database_url)
+    engine = migrated_engine(database_url)
     Ingestor(engine).set_agent(team, agentno, phone)
     engine.dispose()
     click.echo(f"agent {agentno} of {team} uses phone {phone}")
@@ -114,7 +97,7 @@ def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
 @click.option("--team", default=None, help="Only this team.")
 def agents_list(database_url: str, team: str | None) -> None:
     """Show the registry."""
-    engine = _migrated_engine(database_url)
+    engine = migrated_engine(database_url)
     rows = Ingestor(engine).agents(team)
     engine.dispose()
     table = Table("team", "agent", "phone", "logged in", "since (UTC)")
@@ -126,35 +109,8 @@ def agents_list(database_url: str, team: str | None) -> None:
     Console().print(table)
 
 
-def _settings(**values: Any) -> Settings:
-    try:
-        return Settings(**values)
-    except ValidationError as error:
-        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
-        raise click.BadParameter(problems) from error
-
-
-def _migrated_engine(database_url: str) -> Engine:
-    engine = make_engine(database_url)
-    if make_url(database_url).get_backend_name() == "sqlite":
-        upgrade(engine)
-    else:
-        _require_current_schema(engine)
-    return engine
-
-
-def _require_current_schema(engine: Engine) -> None:
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(alembic_config(connection)).get_current_head()
-    if current != head:
-        raise click.ClickException(
-            f"the database schema is at {current or 'nothing'}, not {head}: "
-            "run `cdrlog db upgrade --db URL` first"
-        )
-
-
-cli.add_command(simulate)
+for command in (simulate, export, stats, rejected):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -145,6 +145,15 @@ class Ingestor:
 
         return in_transaction(self.engine, insert)
 
+    def resolve_dead_letter(self, letter_id: int, resolution: str) -> None:
+        values = {"resolved_at": self.clock(), "resolution": resolution[:255]}
+        in_transaction(
+            self.engine,
+            lambda c: c.execute(
+                update(dead_letter).where(dead_letter.c.id == letter_id).values(**values)
+            ),
+        )
+
     def _ensure_session(self, team: str, sessionid: str) -> None:
         # In its own short transaction: inserting and locking the same new row in one
         # transaction makes concurrent first events of a call deadlock on MySQL.
@@ -195,9 +204,9 @@ class Ingestor:
     ) -> None:
         """Agent number -> phone, per team; the newest change (by event time) wins."""
         key = and_(agent.c.orgidentity == team, agent.c.agentno == agentno)
-        current = connection.execute(select(agent.c.phone, agent.c.logged_in).where(key)).first()
-        if current is not None and all(current._mapping[k] == v for k, v in changes.items()):
-            return
+        known = connection.execute(select(agent.c.event_time).where(key)).scalar()
+        if known is not None and known >= event_time:
+            return  # what the registry holds is as new as this, or newer
         newer = update(agent).where(key, agent.c.event_time <= event_time)
         statement = newer.values(**changes, event_time=event_time, updated_at=now)
         if connection.execute(statement).rowcount:

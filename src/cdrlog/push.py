@@ -1,4 +1,5 @@
-"""POST /astercc/{team}/events and POST /astercc/events: the Push event URL.
+"""POST /astercc/{team}/events and POST /astercc/events: the Push event URL; and the
+operator's retry of a dead letter, which runs a kept body through the same pipeline.
 
 Transport only: read the body within its limit, decode it, check each event, hand
 the good ones to the ingestor and the bad ones to the dead letters, and answer. A 200
@@ -7,38 +8,70 @@ is sent only after every event of the body is committed.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from python_multipart import parse_form
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
-from starlette.formparsers import MultiPartException
-from starlette.types import Message
 
-from cdrlog.bodies import BodyError, Item, decode_form, decode_json, fields_of, is_json, media_type
-from cdrlog.events import Rejection, fingerprint, parse_event
+from cdrlog import schemas
+from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
+from cdrlog.events import FieldError, Rejection, fingerprint, parse_event
 from cdrlog.ingest import Accepted, DeadLetter, Ingestor, Outcome
+from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 
 # What a 413's dead letter keeps of an oversized body: enough to see what it was.
 KEPT_OF_OVERSIZE = 64 * 1024
+PUSH_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "bad fields, each named; the body is kept as a dead letter"},
+    413: {"description": "body larger than the limit"},
+    503: {"description": "database unreachable; nothing stored, retry"},
+}
 
-router = APIRouter(tags=["push"])
+router = APIRouter()
+
+
+class RetryRefused(Exception):
+    """A dead letter that cannot be retried (kept only in part, or resolved already)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Receiver:
+    """Decoding, checking and storing push bodies, for HTTP and for retries alike."""
+
     settings: Settings
     ingestor: Ingestor
+
+    def decode(self, body: bytes, content_type: str | None) -> Decoded | BodyError:
+        if is_json(content_type, body):
+            return decode_json(body)
+        if media_type(content_type) == "multipart/form-data":
+            return _decode_multipart(body, content_type or "")
+        return decode_form(body)
+
+    def process(self, team: str | None, item: Item) -> Outcome | Rejection:
+        """Check one event and store it (blocking until committed)."""
+        if isinstance(item, Rejection):
+            return item
+        parsed = parse_event(item, url_team=team, pbx_timezone=self.settings.pbx_zone)
+        if isinstance(parsed, Rejection):
+            return parsed
+        key = fingerprint(parsed.team, item)
+        return self.ingestor.ingest(Accepted(event=parsed, fields=item, fingerprint=key))
 
 
 @router.post(
     "/astercc/{team}/events",
+    tags=["push"],
     summary="Receive one team's call events (the team's Push event URL)",
-    responses={400: {"description": "bad fields, named"}, 413: {"description": "body too big"}},
+    responses=PUSH_ANSWERS,
 )
 async def push_team(team: str, request: Request) -> JSONResponse:
     return await receive(request, team)
@@ -46,35 +79,83 @@ async def push_team(team: str, request: Request) -> JSONResponse:
 
 @router.post(
     "/astercc/events",
+    tags=["push"],
     summary="Receive call events of any team (taken from the orgidentity field)",
-    responses={400: {"description": "bad fields, named"}, 413: {"description": "body too big"}},
+    responses=PUSH_ANSWERS,
 )
 async def push_any(request: Request) -> JSONResponse:
     return await receive(request, None)
 
 
+@router.post(
+    "/api/v1/rejected/{letter_id}/retry",
+    tags=["operators"],
+    response_model=schemas.RetryOut,
+    summary="Run a dead letter through the receiver again (after a fix)",
+    responses={404: {"description": "no such dead letter"}, 409: {"description": "cannot retry"}},
+)
+def retry_rejected(letter_id: int, request: Request) -> schemas.RetryOut:
+    receiver: Receiver = request.app.state.receiver
+    reader: Reader = request.app.state.reader
+    letter = reader.dead_letter(letter_id)
+    if letter is None:
+        raise HTTPException(404, "no such dead letter")
+    try:
+        return retry(receiver, letter)
+    except RetryRefused as error:
+        raise HTTPException(409, str(error)) from error
+
+
+def retry(receiver: Receiver, letter: dict[str, Any]) -> schemas.RetryOut:
+    """Store what the kept body now yields; mark the letter resolved if all of it was."""
+    if letter["truncated"]:
+        raise RetryRefused("only the start of this body was kept; it cannot be retried")
+    if letter["resolved_at"] is not None:
+        raise RetryRefused(f"already resolved: {letter['resolution']}")
+    decoded = receiver.decode(letter["raw_body"], letter["content_type"])
+    if isinstance(decoded, BodyError):
+        return schemas.RetryOut(
+            id=letter["id"],
+            status="rejected",
+            stored=0,
+            duplicate=0,
+            errors={"body": decoded.message},
+        )
+    counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0}
+    errors: dict[str, Any] = {}
+    for index, item in enumerate(decoded.items):
+        outcome = receiver.process(letter["orgidentity"], item)
+        if isinstance(outcome, Rejection):
+            errors[str(index)] = outcome.as_dict()
+        else:
+            counts[outcome] += 1
+    stored, duplicate = counts[Outcome.STORED], counts[Outcome.DUPLICATE]
+    if not errors:
+        resolution = f"retried: {stored} stored, {duplicate} duplicate"
+        receiver.ingestor.resolve_dead_letter(letter["id"], resolution)
+    status = "rejected" if errors else "resolved"
+    return schemas.RetryOut(
+        id=letter["id"], status=status, stored=stored, duplicate=duplicate, errors=errors
+    )
+
+
 async def receive(request: Request, team: str | None) -> JSONResponse:
     receiver: Receiver = request.app.state.receiver
     limit = receiver.settings.max_body_bytes
-    body, complete = await _read_within(request, limit)
-    if not complete:
+    body, whole = await _read_within(request, limit)
+    if not whole or len(body) > limit:
         reason = {"body": f"is larger than {limit} bytes"}
-        await _dead_letter(receiver, request, team, body[:KEPT_OF_OVERSIZE], reason, True)
+        kept = body[:KEPT_OF_OVERSIZE]
+        truncated = not whole or len(kept) < len(body)
+        await _dead_letter(receiver, request, team, kept, reason, truncated)
         return JSONResponse({"error": "body too large", "limit_bytes": limit}, status_code=413)
-    items = await _decode(request, body)
-    if isinstance(items, BodyError):
-        letter_id = await _dead_letter(receiver, request, team, body, {"body": items.message})
-        return _rejected({"body": items.message}, letter_id)
-    is_batch = is_json(request.headers.get("content-type"), body) and body.lstrip()[:1] == b"["
-    if not is_batch:
-        return await _single(receiver, request, team, items[0], body)
-    return await _batch(receiver, request, team, items)
-
-
-async def _single(
-    receiver: Receiver, request: Request, team: str | None, item: Item, body: bytes
-) -> JSONResponse:
-    outcome = await _process(receiver, team, item)
+    decoded = receiver.decode(body, request.headers.get("content-type"))
+    if isinstance(decoded, BodyError):
+        letter_id = await _dead_letter(receiver, request, team, body, {"body": decoded.message})
+        return _rejected({"body": decoded.message}, letter_id)
+    if decoded.batch:
+        return await _batch(receiver, request, team, decoded)
+    outcome = await run_in_threadpool(receiver.process, team, decoded.items[0])
     if isinstance(outcome, Rejection):
         letter_id = await _dead_letter(receiver, request, team, body, outcome.as_dict())
         return _rejected(outcome.as_dict(), letter_id)
@@ -82,15 +163,15 @@ async def _single(
 
 
 async def _batch(
-    receiver: Receiver, request: Request, team: str | None, items: list[Item]
+    receiver: Receiver, request: Request, team: str | None, decoded: Decoded
 ) -> JSONResponse:
     """Every good item is stored even when others are refused; the answer lists both."""
     counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0}
     refused: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        outcome = await _process(receiver, team, item)
+    for index, item in enumerate(decoded.items):
+        outcome = await run_in_threadpool(receiver.process, team, item)
         if isinstance(outcome, Rejection):
-            raw = json.dumps(item if isinstance(item, dict) else {}, ensure_ascii=True)
+            raw = json.dumps(decoded.originals[index], ensure_ascii=True)
             reason = outcome.as_dict()
             letter_id = await _dead_letter(receiver, request, team, raw.encode(), reason)
             refused.append({"index": index, "errors": reason, "dead_letter_id": letter_id})
@@ -105,53 +186,43 @@ async def _batch(
     return JSONResponse(answer, status_code=400 if refused else 200)
 
 
-async def _process(receiver: Receiver, team: str | None, item: Item) -> Outcome | Rejection:
-    if isinstance(item, Rejection):
-        return item
-    parsed = parse_event(item, url_team=team, pbx_timezone=receiver.settings.pbx_zone)
-    if isinstance(parsed, Rejection):
-        return parsed
-    accepted = Accepted(event=parsed, fields=item, fingerprint=fingerprint(parsed.team, item))
-    return await run_in_threadpool(receiver.ingestor.ingest, accepted)
-
-
 async def _read_within(request: Request, limit: int) -> tuple[bytes, bool]:
-    """The body, and whether it fits the limit (reading stops soon after it does not)."""
+    """The body, or its start once it is clearly too big; and whether it is all there."""
     declared = request.headers.get("content-length", "")
+    # A body declared too big is refused once its start is read (for the dead letter).
+    too_big = declared.isdigit() and int(declared) > limit
+    stop_after = KEPT_OF_OVERSIZE if too_big else limit
     chunks: list[bytes] = []
     size = 0
-    if declared.isdigit() and int(declared) > limit:
-        return b"", False
     async for chunk in request.stream():
         chunks.append(chunk)
         size += len(chunk)
-        if size > limit:
+        if size > stop_after:
             return b"".join(chunks), False
     return b"".join(chunks), True
 
 
-async def _decode(request: Request, body: bytes) -> list[Item] | BodyError:
-    content_type = request.headers.get("content-type")
-    if is_json(content_type, body):
-        return decode_json(body)
-    if media_type(content_type) == "multipart/form-data":
-        return await _decode_multipart(request, body)
-    return decode_form(body)
+def _decode_multipart(body: bytes, content_type: str) -> Decoded | BodyError:
+    fields: dict[str, str] = {}
+    files: list[str] = []
 
+    def on_field(field: Field) -> None:
+        name = field.field_name.decode("utf-8", errors="replace") if field.field_name else ""
+        fields[name] = (field.value or b"").decode("utf-8", errors="replace")
 
-async def _decode_multipart(request: Request, body: bytes) -> list[Item] | BodyError:
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
+    def on_file(upload: File) -> None:
+        files.append((upload.field_name or b"").decode("utf-8", errors="replace"))
+        upload.close()
 
+    headers = {"Content-Type": content_type.encode("latin-1", errors="replace")}
     try:
-        async with Request(request.scope, replay).form() as form:
-            return [fields_of(_last_values(form))]
-    except (MultiPartException, ValueError) as error:
+        parse_form(headers, io.BytesIO(body), on_field, on_file)
+    except (FormParserError, ValueError) as error:
         return BodyError(f"multipart body cannot be read: {error}")
-
-
-def _last_values(form: FormData) -> dict[str, Any]:
-    return dict(form.multi_items())
+    if files:
+        refusal = Rejection(tuple(FieldError(n, "must be a text field, not a file") for n in files))
+        return Decoded([refusal])
+    return Decoded([fields])
 
 
 async def _dead_letter(

@@ -25,10 +25,7 @@ class Settings(BaseSettings):
     @field_validator("pbx_timezone", "display_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from error
+        zone_named(value)
         return value
 
     @property
@@ -38,3 +35,11 @@ class Settings(BaseSettings):
     @property
     def display_zone(self) -> ZoneInfo:
         return ZoneInfo(self.display_timezone)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA zone `name`; ValueError naming it otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as error:
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from error

@@ -156,6 +156,8 @@ dead_letter = Table(
     Column("body", Blob, nullable=False),
     Column("truncated", Boolean, nullable=False),
     Column("reason", LongText, nullable=False),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolution", String(255)),
     Index("ix_dead_letter_received", "received_at"),
     **TABLE_OPTIONS,
 )

@@ -1,0 +1,240 @@
+"""`cdrlog export`, `cdrlog stats` and `cdrlog rejected`: the read API, for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.exports import CDR_COLUMNS, csv_lines, jsonl_lines, shown
+from cdrlog.ingest import Ingestor
+from cdrlog.push import Receiver, RetryRefused, retry
+from cdrlog.reader import Reader
+from cdrlog.report import CdrFilter, GroupBy, Sort
+from cdrlog.settings import zone_named
+
+
+def _zone(value: str) -> ZoneInfo:
+    try:
+        return zone_named(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _moment(text: str | None, zone: ZoneInfo) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 time") from error
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def _filter(
+    team: str | None, agent: str | None, start: str | None, end: str | None, zone: ZoneInfo
+) -> CdrFilter:
+    return CdrFilter(
+        start_from=_moment(start, zone),
+        start_to=_moment(end, zone),
+        teams=(team,) if team else None,
+        agentno=agent,
+    )
+
+
+tz_option = click.option("--tz", default="UTC", show_default=True, help="IANA zone for times.")
+from_option = click.option("--from", "start", help="starttime at or after (ISO-8601).")
+to_option = click.option("--to", "end", help="starttime before (ISO-8601).")
+team_option = click.option("--team", help="Only this team.")
+agent_option = click.option("--agent", help="Only this agent number.")
+
+
+@click.command()
+@database_option
+@from_option
+@to_option
+@team_option
+@agent_option
+@tz_option
+@click.option(
+    "--format", "kind", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File (default: stdout).",
+)
+def export(
+    database_url: str,
+    start: str | None,
+    end: str | None,
+    team: str | None,
+    agent: str | None,
+    tz: str,
+    kind: str,
+    output: TextIO,
+) -> None:
+    """Write every CDR matching the filters, oldest first, as CSV or JSON lines."""
+    zone = _zone(tz)
+    wanted = _filter(team, agent, start, end, zone)
+    engine = migrated_engine(database_url)
+    reader = Reader(engine)
+    rows = (shown(row, zone) for row in reader.walk(wanted, Sort.OLDEST))
+    lines = csv_lines(rows, CDR_COLUMNS) if kind == "csv" else jsonl_lines(rows)
+    if sys.stderr.isatty():
+        _write_with_progress(lines, output, reader.count(wanted), header=kind == "csv")
+    else:
+        for line in lines:
+            output.write(line)
+    engine.dispose()
+
+
+def _write_with_progress(lines: Iterator[str], output: TextIO, total: int, header: bool) -> None:
+    columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("export", total=total)
+        for number, line in enumerate(lines):
+            output.write(line)
+            # The CSV header arrives glued to the first row; count rows, not writes.
+            if number or not header:
+                progress.advance(task)
+        progress.update(task, completed=total)
+
+
+@click.command()
+@database_option
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice([g.value for g in GroupBy]),
+    default="agent",
+    show_default=True,
+)
+@from_option
+@to_option
+@team_option
+@agent_option
+@tz_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stats(
+    database_url: str,
+    group_by: str,
+    start: str | None,
+    end: str | None,
+    team: str | None,
+    agent: str | None,
+    tz: str,
+    as_json: bool,
+) -> None:
+    """Calls, ASR, ACD, talk time and ring time per agent, team, day or hour."""
+    zone = _zone(tz)
+    engine = migrated_engine(database_url)
+    rows = Reader(engine).stats(_filter(team, agent, start, end, zone), GroupBy(group_by), zone)
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    table = Table(
+        "group",
+        "team",
+        "calls",
+        "answered",
+        "unanswered",
+        "busy",
+        "failed",
+        "ASR",
+        "ACD s",
+        "talk s",
+        "ring s",
+    )
+    for row in rows:
+        table.add_row(
+            row.group,
+            row.team or "",
+            str(row.calls),
+            str(row.answered),
+            str(row.unanswered),
+            str(row.busy),
+            str(row.failed),
+            f"{row.asr:.1%}",
+            _number(row.acd),
+            str(row.talk_time),
+            _number(row.avg_ring_time),
+        )
+    Console().print(table)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+@click.group()
+def rejected() -> None:
+    """Dead letters: refused push bodies, and retrying them after a fix."""
+
+
+@rejected.command("list")
+@database_option
+@team_option
+@click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
+@click.option("--limit", default=50, show_default=True)
+def rejected_list(database_url: str, team: str | None, everything: bool, limit: int) -> None:
+    """The newest dead letters and why they were refused."""
+    engine = migrated_engine(database_url)
+    letters = Reader(engine).dead_letters((team,) if team else None, None, limit, not everything)
+    engine.dispose()
+    table = Table("id", "received (UTC)", "team", "reason", "body", "resolved")
+    for letter in letters:
+        table.add_row(
+            str(letter["id"]),
+            letter["received_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            letter["orgidentity"] or "",
+            "; ".join(f"{k}: {v}" for k, v in letter["reason"].items()),
+            letter["body"][:60],
+            letter["resolution"] or "",
+        )
+    Console().print(table)
+
+
+@rejected.command("retry")
+@database_option
+@click.option("--pbx-timezone", envvar="CDRLOG_PBX_TIMEZONE", default="UTC", show_default=True)
+@click.argument("letter_ids", nargs=-1, type=int, required=True)
+def rejected_retry(database_url: str, pbx_timezone: str, letter_ids: tuple[int, ...]) -> None:
+    """Run dead letters LETTER_IDS through the receiver again (after a fix)."""
+    settings = settings_of(database_url=database_url, pbx_timezone=pbx_timezone)
+    engine = migrated_engine(database_url)
+    receiver, reader = Receiver(settings, Ingestor(engine)), Reader(engine)
+    failed = False
+    for letter_id in letter_ids:
+        failed |= not _retry_one(receiver, reader, letter_id)
+    engine.dispose()
+    if failed:
+        sys.exit(1)
+
+
+def _retry_one(receiver: Receiver, reader: Reader, letter_id: int) -> bool:
+    letter = reader.dead_letter(letter_id)
+    if letter is None:
+        click.echo(f"{letter_id}: no such dead letter", err=True)
+        return False
+    try:
+        result = retry(receiver, letter)
+    except RetryRefused as error:
+        click.echo(f"{letter_id}: {error}", err=True)
+        return False
+    detail: Any = result.errors or f"{result.stored} stored, {result.duplicate} duplicate"
+    click.echo(f"{letter_id}: {result.status}: {detail}")
+    return result.status == "resolved"

@@ -1,0 +1,176 @@
+"""The read side: runs `cdrlog.queries` on an engine and hands back plain values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, select
+
+from cdrlog import queries
+from cdrlog.database import read_only
+from cdrlog.report import (
+    CdrFilter,
+    Cursor,
+    GroupBy,
+    Sort,
+    StatsRow,
+    bucket_label,
+    offset_spans,
+    stats_row,
+)
+from cdrlog.storage import call_event, cdr, dead_letter
+
+EXPORT_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    rows: list[dict[str, Any]]
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    teams: tuple[str, ...] | None = None
+    sessionid: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class Reader:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _connect(self) -> Connection:
+        return read_only(self.engine.connect())
+
+    def page(self, wanted: CdrFilter, sort: Sort, after: Cursor | None, size: int) -> Page:
+        """One page of CDRs; the first page fixes the snapshot the later ones walk."""
+        with self._connect() as connection:
+            if after is None:
+                ceiling = connection.execute(queries.highest_id()).scalar() or 0
+                total = connection.execute(queries.count(wanted, ceiling)).scalar_one()
+            else:
+                ceiling, total, sort = after.ceiling, after.total, after.sort
+            query = queries.page(wanted, sort, after, ceiling, size + 1)
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        following = None
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            following = Cursor(last["starttime"], last["id"], ceiling, total, sort)
+        return Page(total=total, rows=rows, next_cursor=following)
+
+    def count(self, wanted: CdrFilter) -> int:
+        with self._connect() as connection:
+            ceiling = connection.execute(queries.highest_id()).scalar() or 0
+            total: int = connection.execute(queries.count(wanted, ceiling)).scalar_one()
+        return total
+
+    def walk(
+        self, wanted: CdrFilter, sort: Sort, batch: int = EXPORT_BATCH
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching CDR, fetched a batch at a time: memory stays flat for any count,
+        and no transaction stays open while a slow client reads."""
+        after: Cursor | None = None
+        while True:
+            found = self.page(wanted, sort, after, batch)
+            yield from found.rows
+            if found.next_cursor is None:
+                return
+            after = found.next_cursor
+
+    def cdr(self, cdr_id: int, teams: tuple[str, ...] | None) -> dict[str, Any] | None:
+        """One CDR with its call's events (in event time order) under `events`."""
+        query = select(cdr).where(cdr.c.id == cdr_id)
+        if teams is not None:
+            query = query.where(cdr.c.orgidentity.in_(teams))
+        with self._connect() as connection:
+            row = connection.execute(query).first()
+            if row is None:
+                return None
+            events = connection.execute(
+                select(call_event)
+                .where(
+                    call_event.c.orgidentity == row.orgidentity,
+                    call_event.c.sessionid == row.diallogid,
+                )
+                .order_by(call_event.c.event_time, call_event.c.id)
+            )
+            timeline = [_event(e._mapping) for e in events]
+        return dict(row._mapping) | {"events": timeline}
+
+    def stats(self, wanted: CdrFilter, group_by: GroupBy, zone: ZoneInfo) -> list[StatsRow]:
+        with self._connect() as connection:
+            spans = []
+            if group_by in (GroupBy.DAY, GroupBy.HOUR):
+                first, last = connection.execute(queries.time_range(wanted)).one()
+                if first is None:
+                    return []
+                spans = offset_spans(zone, first, last)
+            rows = connection.execute(queries.stats(wanted, group_by, spans)).all()
+        if group_by is GroupBy.AGENT:
+            return [stats_row(r[1] or "", r[0], queries.totals_of(r, 2)) for r in rows]
+        if group_by is GroupBy.TEAM:
+            return [stats_row(r[0], r[0], queries.totals_of(r, 1)) for r in rows]
+        return [
+            stats_row(bucket_label(int(r[0]), group_by, zone), None, queries.totals_of(r, 1))
+            for r in rows
+        ]
+
+    def events(self, wanted: EventFilter, before: int | None, size: int) -> list[dict[str, Any]]:
+        """The journal, newest first; `before` is the id the previous page ended at."""
+        query = select(call_event).order_by(call_event.c.id.desc()).limit(size)
+        if wanted.teams is not None:
+            query = query.where(call_event.c.orgidentity.in_(wanted.teams))
+        if wanted.sessionid is not None:
+            query = query.where(call_event.c.sessionid == wanted.sessionid)
+        if wanted.since is not None:
+            query = query.where(call_event.c.event_time >= wanted.since)
+        if wanted.until is not None:
+            query = query.where(call_event.c.event_time < wanted.until)
+        if before is not None:
+            query = query.where(call_event.c.id < before)
+        with self._connect() as connection:
+            return [_event(row._mapping) for row in connection.execute(query)]
+
+    def dead_letters(
+        self, teams: tuple[str, ...] | None, before: int | None, size: int, unresolved: bool
+    ) -> list[dict[str, Any]]:
+        query = select(dead_letter).order_by(dead_letter.c.id.desc()).limit(size)
+        if teams is not None:
+            query = query.where(dead_letter.c.orgidentity.in_(teams))
+        if before is not None:
+            query = query.where(dead_letter.c.id < before)
+        if unresolved:
+            query = query.where(dead_letter.c.resolved_at.is_(None))
+        with self._connect() as connection:
+            return [_letter(row._mapping) for row in connection.execute(query)]
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
+        with self._connect() as connection:
+            row = connection.execute(
+                select(dead_letter).where(dead_letter.c.id == letter_id)
+            ).first()
+        return None if row is None else _letter(row._mapping)
+
+
+def _event(values: Any) -> dict[str, Any]:
+    shown = dict(values)
+    shown["fields"] = json.loads(shown["fields"])
+    del shown["fingerprint"]
+    return shown
+
+
+def _letter(values: Any) -> dict[str, Any]:
+    shown = dict(values)
+    shown["reason"] = json.loads(shown["reason"])
+    shown["raw_body"] = shown.pop("body")
+    shown["body"] = shown["raw_body"].decode("utf-8", errors="replace")
+    return shown

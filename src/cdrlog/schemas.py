@@ -1,0 +1,138 @@
+"""What the API returns, field by field (these become the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cdrlog.report import GroupBy, StatsRow
+
+TIME = "ISO-8601 with the offset of the chosen zone (`tz`)"
+
+
+class CdrOut(BaseModel):
+    """One call's record: the `cdr` table's columns."""
+
+    id: int
+    orgidentity: str = Field(description="team")
+    diallogid: str = Field(description="asterCC's sessionid of the call")
+    calltype: str = Field(description="dialout or dialin")
+    target: str = Field(description="DialOut or DialIn")
+    src: str | None = Field(description="outbound: agent's phone; inbound: customer's number")
+    dst: str | None = Field(description="outbound: customer's number; inbound: agent's phone")
+    agentno: str | None = Field(description="agent number")
+    starttime: str = Field(description=f"when the call started ringing; {TIME}")
+    answertime: str | None = Field(description=f"when answered, null if never; {TIME}")
+    endtime: str | None = Field(description=f"first hangup, null while in progress; {TIME}")
+    duration: int | None = Field(description="seconds, endtime - starttime; null while open")
+    billsec: int | None = Field(
+        description="seconds, endtime - answertime; 0 if unanswered; null while open"
+    )
+    disposition: str = Field(description="ANSWER, NOANSWER, BUSY, FAILED or CONGESTION")
+    status: str = Field(description="open, closed, or timeout (no hangup ever came)")
+    created_at: str = Field(description=f"when cdrlog wrote the row; {TIME}")
+    updated_at: str = Field(description=f"when cdrlog last changed the row; {TIME}")
+
+
+class CdrPage(BaseModel):
+    total: int = Field(description="CDRs matching, as of the first page")
+    count: int = Field(description="CDRs on this page")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+    cdrs: list[CdrOut]
+
+
+class EventOut(BaseModel):
+    """One journaled event: what was parsed from it, and `fields` exactly as received."""
+
+    id: int
+    orgidentity: str
+    sessionid: str | None
+    calltype: str | None
+    source: str | None
+    event: str
+    event_time: str = Field(description=f"eventTime; {TIME}")
+    activenum: str | None
+    agentno: str | None
+    agentphone: str | None
+    hangupcause: str | None
+    fields: dict[str, Any] = Field(description="every field as pushed, extras included")
+    received_at: str = Field(description=f"when cdrlog stored it; {TIME}")
+
+
+class CdrDetail(CdrOut):
+    events: list[EventOut] = Field(description="the call's events in event time order")
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_before: int | None = Field(description="pass as `before` for the next page")
+
+
+class StatsOut(BaseModel):
+    group: str = Field(description="agent number, team, local day (YYYY-MM-DD) or local hour")
+    team: str | None = Field(description="the team, when grouping by agent or team")
+    calls: int
+    answered: int
+    unanswered: int = Field(description="NOANSWER")
+    busy: int
+    failed: int = Field(description="FAILED or CONGESTION")
+    asr: float = Field(description="answer-seizure ratio: answered / calls, 0..1")
+    acd: float | None = Field(description="average call duration: mean billsec of answered calls")
+    talk_time: int = Field(description="total billsec, seconds")
+    avg_ring_time: float | None = Field(
+        description="mean seconds from start to answer, over answered calls"
+    )
+
+    @classmethod
+    def of(cls, row: StatsRow) -> StatsOut:
+        return cls(
+            group=row.group,
+            team=row.team,
+            calls=row.calls,
+            answered=row.answered,
+            unanswered=row.unanswered,
+            busy=row.busy,
+            failed=row.failed,
+            asr=row.asr,
+            acd=row.acd,
+            talk_time=row.talk_time,
+            avg_ring_time=row.avg_ring_time,
+        )
+
+
+class Stats(BaseModel):
+    group_by: GroupBy
+    tz: str
+    rows: list[StatsOut]
+
+
+class DeadLetterOut(BaseModel):
+    """A refused body, kept for an operator."""
+
+    id: int
+    received_at: str = Field(description=TIME)
+    orgidentity: str | None = Field(description="team of the URL it was pushed to")
+    path: str
+    content_type: str | None
+    remote_addr: str | None
+    body: str = Field(description="the body as text (invalid UTF-8 replaced)")
+    truncated: bool = Field(description="only the start of an oversized body was kept")
+    reason: dict[str, Any] = Field(description="field -> what was wrong")
+    resolved_at: str | None = Field(description=f"when a retry stored it; {TIME}")
+    resolution: str | None
+
+
+class DeadLetterPage(BaseModel):
+    rejected: list[DeadLetterOut]
+    next_before: int | None
+
+
+class RetryOut(BaseModel):
+    id: int
+    status: str = Field(description="resolved, or rejected (still refused)")
+    stored: int
+    duplicate: int
+    errors: dict[str, Any] = Field(description="why it is still refused")
