@@ -9,7 +9,7 @@ from itertools import islice
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cdrlog import schemas
@@ -21,6 +21,8 @@ from cdrlog.scope import Scope, reader_scope
 from cdrlog.settings import Settings, zone_named
 
 router = APIRouter(prefix="/api/v1")
+# Ids and counts fit a signed 64-bit column; larger numbers are refused before any query.
+MAX_ID = 2**63 - 1
 
 ScopeDep = Annotated[Scope, Depends(reader_scope)]
 
@@ -71,7 +73,9 @@ def cdr_filter(
     ] = None,
     calltype: Annotated[str | None, Query(description="dialout or dialin")] = None,
     status: Annotated[Status | None, Query()] = None,
-    min_billsec: Annotated[int | None, Query(ge=0, description="billsec at least")] = None,
+    min_billsec: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="billsec at least")
+    ] = None,
 ) -> CdrFilter:
     wanted_team = _one_of("team", team, orgidentity)
     return CdrFilter(
@@ -135,7 +139,9 @@ def list_cdrs(
     summary="One CDR and its call's events (the timeline), in event time order",
     responses={404: {"description": "no such CDR (for this reader)"}},
 )
-def get_cdr(cdr_id: int, reader: ReaderDep, scope: ScopeDep, zone: ZoneDep) -> Any:
+def get_cdr(
+    cdr_id: Annotated[int, Path(ge=1, le=MAX_ID)], reader: ReaderDep, scope: ScopeDep, zone: ZoneDep
+) -> Any:
     found = reader.cdr(cdr_id, scope.teams)
     if found is None:
         raise HTTPException(404, "no such CDR")
@@ -178,7 +184,9 @@ def list_events(
     ] = None,
     until: Annotated[datetime | None, Query(alias="to", description="eventTime before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(description="`next_before` of the previous page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
+    ] = None,
 ) -> Any:
     wanted = EventFilter(scope.narrow(team), sessionid, _aware(since, zone), _aware(until, zone))
     rows = reader.events(wanted, before, limit)
@@ -201,7 +209,7 @@ def list_rejected(
     team: Annotated[str | None, Query()] = None,
     unresolved: Annotated[bool, Query(description="only those no retry has resolved")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query()] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Any:
     rows = reader.dead_letters(scope.narrow(team), before, limit, unresolved)
     following = rows[-1]["id"] if len(rows) == limit else None

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from cdrlog import __version__, api, push
 from cdrlog.database import make_engine
@@ -37,7 +37,9 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(DataError, _value_refused)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict[str, str]:
@@ -53,6 +55,15 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+async def _value_refused(request: Request, error: Exception) -> JSONResponse:
+    # Input the database itself refuses (a NUL in a filter for PostgreSQL, say) is bad
+    # input: retrying cannot help, so it is a 400 and never the 503 of an outage.
+    return JSONResponse(
+        {"status": "rejected", "error": "a value in the request is not acceptable to the database"},
+        status_code=400,
+    )
 
 
 async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:

@@ -174,8 +174,10 @@ def _check_text(name: str, value: str) -> list[FieldError]:
 def _team(field_team: str | None, url_team: str | None, errors: list[FieldError]) -> str | None:
     if url_team is not None:
         problems = _check_text("orgidentity", url_team)
-        if problems or not url_team.strip():
-            errors.append(FieldError("team", "the URL's team is empty or invalid"))
+        if problems or not url_team or url_team != url_team.strip():
+            errors.append(
+                FieldError("team", "the URL's team is empty, too long, padded or invalid")
+            )
             return None
         if field_team is not None and field_team != url_team:
             errors.append(

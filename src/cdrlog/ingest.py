@@ -128,10 +128,10 @@ class Ingestor:
         """Keep a refused body for an operator; returns its id."""
         values = {
             "received_at": self.clock(),
-            "orgidentity": letter.team[:64] if letter.team else None,
-            "path": letter.path[:255],
-            "content_type": (letter.content_type or "")[:255] or None,
-            "remote_addr": (letter.remote_addr or "")[:64] or None,
+            "orgidentity": _storable(letter.team, 64),
+            "path": _storable(letter.path, 255) or "",
+            "content_type": _storable(letter.content_type, 255),
+            "remote_addr": _storable(letter.remote_addr, 64),
             "body": letter.body,
             "truncated": letter.truncated,
             "reason": json.dumps(letter.reason, ensure_ascii=True),
@@ -237,6 +237,14 @@ class Ingestor:
             )
         )
         return {row.agentno: row.phone for row in rows}
+
+
+def _storable(text: str | None, width: int) -> str | None:
+    """A refused request's own words, cut to the column and without NUL (which
+    PostgreSQL cannot store), so keeping the dead letter never fails."""
+    if not text:
+        return None
+    return text.replace("\x00", "\ufffd")[:width]
 
 
 def _journal_row(accepted: Accepted, now: datetime) -> dict[str, Any]:

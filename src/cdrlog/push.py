@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from python_multipart import parse_form
 from python_multipart.exceptions import FormParserError
@@ -94,7 +94,9 @@ async def push_any(request: Request) -> JSONResponse:
     summary="Run a dead letter through the receiver again (after a fix)",
     responses={404: {"description": "no such dead letter"}, 409: {"description": "cannot retry"}},
 )
-def retry_rejected(letter_id: int, request: Request) -> schemas.RetryOut:
+def retry_rejected(
+    letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request
+) -> schemas.RetryOut:
     receiver: Receiver = request.app.state.receiver
     reader: Reader = request.app.state.reader
     letter = reader.dead_letter(letter_id)

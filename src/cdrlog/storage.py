@@ -1,8 +1,9 @@
 """The SQL tables (SQLAlchemy Core), and the only place rows become domain values.
 
 Every time column holds naive UTC; `UtcDateTime` converts at this boundary so the rest
-of the code sees aware datetimes only. MySQL/MariaDB tables use a binary collation so
-that `abc` and `ABC` are two sessions there as they are on SQLite and PostgreSQL.
+of the code sees aware datetimes only. On MySQL/MariaDB the migrations give every table a
+binary NO PAD collation, so `abc`, `ABC` and `abc ` are three sessions there as they are
+on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -37,11 +38,7 @@ from cdrlog.rules import Disposition, Status
 from cdrlog.times import from_utc_naive, to_utc_naive
 
 MYSQL = ("mysql", "mariadb")
-TABLE_OPTIONS: Mapping[str, Any] = {
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-    "mysql_engine": "InnoDB",
-}
+TABLE_OPTIONS: Mapping[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), *MYSQL)

@@ -19,11 +19,17 @@ branch_labels = None
 depends_on = None
 
 MYSQL = ("mysql", "mariadb")
-OPTIONS: dict[str, Any] = {
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-    "mysql_engine": "InnoDB",
-}
+
+
+def _table_options() -> dict[str, Any]:
+    """Exact, NO PAD comparison on MySQL/MariaDB, as on SQLite and PostgreSQL: under
+    MariaDB's PAD SPACE `utf8mb4_bin`, team 't ' would be the same key as team 't'."""
+    options: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+    dialect = op.get_bind().dialect
+    if dialect.name in MYSQL:
+        mariadb = getattr(dialect, "is_mariadb", False)
+        options["mysql_collate"] = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
+    return options
 
 
 def _id() -> sa.Column[int]:
@@ -45,6 +51,7 @@ def _text(name: str) -> sa.Column[str]:
 
 
 def upgrade() -> None:
+    options = _table_options()
     op.create_table(
         "cdr",
         _id(),
@@ -65,7 +72,7 @@ def upgrade() -> None:
         _time("created_at", nullable=False),
         _time("updated_at", nullable=False),
         sa.UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
-        **OPTIONS,
+        **options,
     )
     op.create_index("ix_cdr_starttime", "cdr", ["starttime", "id"])
     op.create_index("ix_cdr_team_starttime", "cdr", ["orgidentity", "starttime", "id"])
@@ -88,7 +95,7 @@ def upgrade() -> None:
         _text("fields"),
         _time("received_at", nullable=False),
         sa.UniqueConstraint("orgidentity", "fingerprint", name="uq_call_event_fingerprint"),
-        **OPTIONS,
+        **options,
     )
     op.create_index("ix_call_event_session", "call_event", ["orgidentity", "sessionid"])
     op.create_index("ix_call_event_received", "call_event", ["received_at"])
@@ -100,7 +107,7 @@ def upgrade() -> None:
         sa.Column("sessionid", sa.String(128), nullable=False),
         _time("created_at", nullable=False),
         sa.UniqueConstraint("orgidentity", "sessionid", name="uq_call_session"),
-        **OPTIONS,
+        **options,
     )
 
     op.create_table(
@@ -111,7 +118,7 @@ def upgrade() -> None:
         sa.Column("logged_in", sa.Boolean(), nullable=False),
         _time("event_time", nullable=False),
         _time("updated_at", nullable=False),
-        **OPTIONS,
+        **options,
     )
 
     op.create_table(
@@ -125,7 +132,7 @@ def upgrade() -> None:
         sa.Column("body", sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL), nullable=False),
         sa.Column("truncated", sa.Boolean(), nullable=False),
         _text("reason"),
-        **OPTIONS,
+        **options,
     )
     op.create_index("ix_dead_letter_received", "dead_letter", ["received_at"])
 

@@ -1,0 +1,267 @@
+// The dashboard: filters and zone in, four API reads out, refreshed every two seconds
+// while the tab is visible.
+
+import { LIVE_FIELDS, csvHref, filterParams, getJson } from "./api.js";
+import { byTestId, el } from "./dom.js";
+import { fromAddress, rangeStart, readForm, toAddress, writeForm } from "./filters.js";
+import { HourChart } from "./hourchart.js";
+import { AgentTable, CdrTable, OpenTable, renderTotals } from "./tables.js";
+import { Timeline } from "./timeline.js";
+import { ZonePicker, browserZone, isZone, offsetOf } from "./zones.js";
+
+const POLL_MS = 2000;
+const PAGE = 50;
+const MAX_LIMIT = 1000;
+// Statistics aggregate the whole filtered set, so they are read again only when the
+// latest CDRs changed, or after this long (calls closed by timeout, beyond page one).
+const STATS_MAX_AGE_MS = 30000;
+const OPEN_LIMIT = 200;
+const ZONE_KEY = "cdrlog.tz";
+
+const state = {
+  filters: {},
+  tz: "UTC",
+  generation: 0,
+  controller: new AbortController(),
+  timer: null,
+  cdrs: [],
+  cursor: null,
+  total: 0,
+  statsMark: null,
+  statsAt: 0,
+  teams: new Set(),
+  agents: new Set(),
+};
+const view = {};
+
+function params(fields, extra) {
+  const query = filterParams(state.filters, fields);
+  for (const [name, value] of Object.entries(extra)) query.append(name, String(value));
+  query.append("tz", state.tz);
+  return query;
+}
+
+async function refreshCdrs(signal, generation) {
+  const limit = Math.min(Math.max(PAGE, state.cdrs.length), MAX_LIMIT);
+  const page = await getJson("/api/v1/cdrs", params(undefined, { limit }), signal);
+  if (generation !== state.generation) return null;
+  const ids = new Set(page.cdrs.map((cdr) => cdr.id));
+  // Pages loaded past what one request can re-read stay as they were.
+  const tail = page.next_cursor
+    ? state.cdrs.slice(page.cdrs.length).filter((cdr) => !ids.has(cdr.id))
+    : [];
+  state.cdrs = [...page.cdrs, ...tail];
+  state.cursor = tail.length ? state.cursor : page.next_cursor;
+  state.total = page.total;
+  renderCdrs();
+  return `${page.total}|${page.cdrs.map((cdr) => `${cdr.id}@${cdr.updated_at}`).join()}`;
+}
+
+function renderCdrs() {
+  const filtered = Object.values(state.filters).some(Boolean);
+  view.cdrs.render(state.cdrs, filtered ? "No CDR matches these filters" : "Waiting for calls…");
+  byTestId("cdr-shown").textContent = state.cdrs.length.toLocaleString("en-US");
+  byTestId("cdr-total").textContent = state.total.toLocaleString("en-US");
+  view.loadMore.hidden = !state.cursor;
+}
+
+async function loadMore() {
+  if (!state.cursor) return;
+  const generation = state.generation;
+  view.loadMore.disabled = true;
+  try {
+    const query = params(undefined, { limit: PAGE, cursor: state.cursor });
+    const page = await getJson("/api/v1/cdrs", query, state.controller.signal);
+    if (generation !== state.generation) return;
+    const ids = new Set(state.cdrs.map((cdr) => cdr.id));
+    state.cdrs.push(...page.cdrs.filter((cdr) => !ids.has(cdr.id)));
+    state.cursor = page.next_cursor;
+    renderCdrs();
+  } catch (error) {
+    if (error.name !== "AbortError") showError(error.message);
+  } finally {
+    view.loadMore.disabled = false;
+  }
+}
+
+async function refreshOpen(signal, generation) {
+  const query = params(LIVE_FIELDS, { status: "open", limit: OPEN_LIMIT });
+  const page = await getJson("/api/v1/cdrs", query, signal);
+  if (generation !== state.generation) return;
+  view.open.render(page.cdrs);
+  byTestId("open-count").textContent = page.total.toLocaleString("en-US");
+  view.kpis.querySelector('[data-kpi="open"]').textContent = page.total.toLocaleString("en-US");
+}
+
+async function refreshStats(signal, generation) {
+  const [hours, agents] = await Promise.all([
+    getJson("/api/v1/stats", params(undefined, { group_by: "hour" }), signal),
+    getJson("/api/v1/stats", params(undefined, { group_by: "agent" }), signal),
+  ]);
+  if (generation !== state.generation) return;
+  view.chart.render(hours.rows, state.tz, !state.filters.to);
+  view.agents.render(agents.rows);
+  renderTotals(view.kpis, hours.rows);
+  remember(agents.rows);
+}
+
+// Teams and agents seen so far become suggestions in the filter form.
+function remember(rows) {
+  const grow = (set, values, listId) => {
+    const before = set.size;
+    for (const value of values) if (value) set.add(value);
+    if (set.size === before) return;
+    const options = [...set].sort().map((value) => el("option", { attrs: { value } }));
+    document.getElementById(listId).replaceChildren(...options);
+  };
+  grow(state.teams, rows.map((row) => row.team), "teams");
+  grow(state.agents, rows.map((row) => row.group), "agents");
+}
+
+async function poll() {
+  clearTimeout(state.timer);
+  if (document.hidden) {
+    setLive("paused", "Paused while hidden");
+    return;
+  }
+  const { generation } = state;
+  const { signal } = state.controller;
+  try {
+    const [mark] = await Promise.all([refreshCdrs(signal, generation), refreshOpen(signal, generation)]);
+    const stale = Date.now() - state.statsAt > STATS_MAX_AGE_MS;
+    if (generation === state.generation && (mark !== state.statsMark || stale)) {
+      await refreshStats(signal, generation);
+      state.statsMark = mark;
+      state.statsAt = Date.now();
+    }
+    if (generation === state.generation) succeeded();
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    if (generation === state.generation) failed(error);
+  }
+  if (generation !== state.generation) return;
+  view.timeline.refresh(state.tz);
+  clearTimeout(state.timer);
+  state.timer = setTimeout(poll, POLL_MS);
+}
+
+function succeeded() {
+  const now = new Intl.DateTimeFormat("en-GB", {
+    timeZone: state.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).format(new Date());
+  setLive("live", "Live", `updated ${now}`);
+  view.banner.hidden = true;
+}
+
+function failed(error) {
+  setLive("error", "Not updating");
+  showError(`${error.message}. Retrying every ${POLL_MS / 1000} s.`);
+}
+
+function setLive(status, text, updated = "") {
+  view.live.dataset.state = status;
+  byTestId("live-text").textContent = text;
+  byTestId("last-updated").textContent = updated;
+}
+
+function showError(message) {
+  view.banner.textContent = message;
+  view.banner.hidden = false;
+}
+
+function restart() {
+  state.generation += 1;
+  state.controller.abort();
+  state.controller = new AbortController();
+  state.cdrs = [];
+  state.cursor = null;
+  state.statsMark = null;
+  view.cdrs.reset();
+  view.csv.href = csvHref(state.filters, state.tz);
+  byTestId("chart-note").textContent = `hours in ${state.tz} (UTC${offsetOf(state.tz)})`;
+  toAddress(state.filters, state.tz);
+  poll();
+}
+
+function apply(filters) {
+  if (JSON.stringify(filters) === JSON.stringify(state.filters)) return;
+  state.filters = filters;
+  writeForm(view.form, filters);
+  restart();
+}
+
+function changeZone(zone) {
+  state.tz = zone;
+  try {
+    localStorage.setItem(ZONE_KEY, zone);
+  } catch {
+    // Storage may be disabled; the zone still holds for this page.
+  }
+  restart();
+  view.timeline.reopen(zone);
+}
+
+function wireForm() {
+  view.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (view.form.reportValidity()) apply(readForm(view.form));
+  });
+  view.form.addEventListener("change", (event) => {
+    if (event.target.matches("select, input[type=datetime-local]") && view.form.checkValidity()) {
+      apply(readForm(view.form));
+    }
+  });
+  document.getElementById("filter-reset").addEventListener("click", () => {
+    view.form.reset();
+    apply(readForm(view.form));
+  });
+  for (const button of view.form.querySelectorAll("[data-range]")) {
+    button.addEventListener("click", () => {
+      const filters = { ...readForm(view.form), from: rangeStart(button.dataset.range, state.tz), to: "" };
+      apply(filters);
+    });
+  }
+}
+
+function pickAgent(agent, team) {
+  apply({ ...state.filters, agent, team: team ?? "" });
+}
+
+function startingZone(fromUrl) {
+  if (fromUrl && isZone(fromUrl)) return fromUrl;
+  try {
+    const saved = localStorage.getItem(ZONE_KEY);
+    if (saved && isZone(saved)) return saved;
+  } catch {
+    // Storage may be disabled: fall back to the browser's zone.
+  }
+  return browserZone();
+}
+
+function start() {
+  view.form = document.getElementById("filters");
+  view.banner = byTestId("error-banner");
+  view.live = byTestId("live-status");
+  view.kpis = byTestId("kpis");
+  view.csv = byTestId("csv-link");
+  view.loadMore = document.getElementById("load-more");
+  view.chart = new HourChart(document.getElementById("hour-chart"));
+  view.timeline = new Timeline(byTestId("timeline"), (error) => showError(error.message));
+  const open = (id) => view.timeline.open(id, state.tz);
+  view.cdrs = new CdrTable(byTestId("cdr-rows"), open);
+  view.open = new OpenTable(byTestId("open-rows"), open);
+  view.agents = new AgentTable(byTestId("agent-rows"), pickAgent);
+  view.zones = new ZonePicker(byTestId("tz-select"), byTestId("tz-custom"), changeZone);
+  const address = fromAddress();
+  state.tz = startingZone(address.tz);
+  state.filters = address.filters;
+  view.zones.set(state.tz);
+  writeForm(view.form, state.filters);
+  wireForm();
+  view.loadMore.addEventListener("click", loadMore);
+  document.addEventListener("visibilitychange", poll);
+  setInterval(() => view.open.tick(), 1000);
+  restart();
+}
+
+start();

@@ -1,0 +1,64 @@
+// The filter form and the page's address: the filters and zone live in the query
+// string, so a view can be bookmarked or sent to a colleague as it is.
+
+import { FILTER_FIELDS } from "./api.js";
+
+export function readForm(form) {
+  const data = new FormData(form);
+  const filters = {};
+  for (const name of FILTER_FIELDS) filters[name] = String(data.get(name) ?? "").trim();
+  return filters;
+}
+
+export function writeForm(form, filters) {
+  for (const name of FILTER_FIELDS) {
+    const input = form.elements.namedItem(name);
+    if (!input) continue;
+    const value = filters[name] ?? "";
+    if (input.tagName === "SELECT" && value && !hasOption(input, value)) {
+      input.append(new Option(value, value));
+    }
+    input.value = value;
+  }
+}
+
+function hasOption(select, value) {
+  return Array.from(select.options).some((option) => option.value === value);
+}
+
+export function fromAddress() {
+  const params = new URLSearchParams(window.location.search);
+  const filters = {};
+  for (const name of FILTER_FIELDS) filters[name] = params.get(name) ?? "";
+  return { filters, tz: params.get("tz") };
+}
+
+export function toAddress(filters, tz) {
+  const params = new URLSearchParams();
+  for (const name of FILTER_FIELDS) if (filters[name]) params.append(name, filters[name]);
+  params.append("tz", tz);
+  window.history.replaceState(null, "", `${window.location.pathname}?${params}`);
+}
+
+// Wall-clock "YYYY-MM-DDTHH:MM" of an instant in `zone`: what datetime-local
+// inputs hold, and what the API reads in the zone given as `tz`.
+export function localInput(instant, zone) {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: zone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(instant);
+  const get = (type) => parts.find((part) => part.type === type)?.value ?? "00";
+  return `${get("year")}-${get("month")}-${get("day")}T${get("hour")}:${get("minute")}`;
+}
+
+export function rangeStart(range, zone, now = new Date()) {
+  if (range === "today") return `${localInput(now, zone).slice(0, 10)}T00:00`;
+  if (range === "24h") return localInput(new Date(now.getTime() - 86400000), zone);
+  if (range === "7d") return `${localInput(new Date(now.getTime() - 6 * 86400000), zone).slice(0, 10)}T00:00`;
+  return "";
+}
