@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test check lint format install install-test clean
+.PHONY: run test check lint format install install-test browser clean
 
 $(BIN)/cdrlog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(VENV)/.test-deps: $(BIN)/cdrlog
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+browser:
+	@scripts/ensure-chromium
+
 install: $(BIN)/cdrlog
 
 install-test: $(VENV)/.test-deps
@@ -24,7 +27,7 @@ install-test: $(VENV)/.test-deps
 run: install
 	$(BIN)/cdrlog serve --host $(HOST) --port $(PORT)
 
-test: install-test
+test: install-test browser
 	$(BIN)/pytest
 
 lint: install-test

@@ -72,6 +72,7 @@ class Receiver:
     tags=["push"],
     summary="Receive one team's call events (the team's Push event URL)",
     responses=PUSH_ANSWERS,
+    openapi_extra={"requestBody": schemas.push_body()},
 )
 async def push_team(team: str, request: Request) -> JSONResponse:
     return await receive(request, team)
@@ -82,6 +83,7 @@ async def push_team(team: str, request: Request) -> JSONResponse:
     tags=["push"],
     summary="Receive call events of any team (taken from the orgidentity field)",
     responses=PUSH_ANSWERS,
+    openapi_extra={"requestBody": schemas.push_body()},
 )
 async def push_any(request: Request) -> JSONResponse:
     return await receive(request, None)

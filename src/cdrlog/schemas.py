@@ -136,3 +136,35 @@ class RetryOut(BaseModel):
     stored: int
     duplicate: int
     errors: dict[str, Any] = Field(description="why it is still refused")
+
+
+class PushEvent(BaseModel):
+    """One call event as asterCC pushes it: every value a string. Extra fields are kept."""
+
+    model_config = {"extra": "allow"}
+
+    sessionid: str | None = Field(None, description="the call; required except for login/logout")
+    calltype: str | None = Field(None, description="dialout or dialin (others stored, no CDR)")
+    source: str | None = Field(None, description="CALLER (leg A) or CALLEE (leg B)")
+    event: str = Field(description="ringing, answer, hangup; login, logout; others stored")
+    eventTime: str = Field(
+        description="'YYYY-MM-DD HH:MM:SS' (PBX zone), ISO-8601 with offset, or epoch seconds"
+    )
+    activenum: str | None = Field(None, description="this leg's number; required for ringing")
+    agentno: str | None = Field(None, description="the agent's number")
+    agentphone: str | None = Field(None, description="the agent's phone (extension)")
+    orgidentity: str | None = Field(None, description="the team; must match the URL's")
+    hangupcause: str | None = Field(None, description="Q.850 code (17) or word (busy, ...)")
+
+
+def push_body() -> dict[str, Any]:
+    """The OpenAPI request body of the push endpoints."""
+    event = PushEvent.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": event},
+            "multipart/form-data": {"schema": event},
+            "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event}]}},
+        },
+    }
