@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
-from cdrlog import __version__, api, push
+from cdrlog import __version__, api, docs, push
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.reader import Reader
@@ -31,12 +33,18 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         version=__version__,
         summary="asterCC push events in, one correct CDR per call out.",
         lifespan=lifespan,
+        # The reference is served from the package (`docs.router`), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.receiver = push.Receiver(settings=settings, ingestor=Ingestor(engine, clock))
     app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)
+    app.include_router(docs.router)
+    static = files("cdrlog") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(DataError, _value_refused)
