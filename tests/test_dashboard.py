@@ -27,6 +27,7 @@ try:
 except ImportError as missing:  # pragma: no cover - depends on the machine
     pytest.skip(f"Playwright cannot be imported ({missing})", allow_module_level=True)
 
+from conftest import skip_unless_optional
 from servers import running_server
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ WAIT_MS = 20_000
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+        skip_unless_optional(f"{CHROMIUM} is missing: apt-get install chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True

@@ -5,7 +5,7 @@ offline call center would refuse."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,12 +18,6 @@ from cdrlog.app import create_app
 from cdrlog.settings import Settings
 
 STATIC = dashboard.static_directory()
-# Our own page code; the vendored chart library keeps its upstream banner and links.
-OWN_FILES = sorted(
-    path
-    for path in STATIC.rglob("*")
-    if path.suffix in {".html", ".js", ".css"} and "vendor" not in path.relative_to(STATIC).parts
-)
 CONTENT_TYPES = {
     ".js": ("text/javascript", "application/javascript"),
     ".css": ("text/css",),
@@ -113,26 +107,48 @@ def test_every_asset_is_local_and_served_with_its_type(
     page_client: TestClient, page: PageParts
 ) -> None:
     assert page.assets, "index.html names no asset"
-    for url in page.assets + modules_imported(page_client, page.module_scripts):
+
+    def read(url: str) -> str:
+        text: str = page_client.get(url).text
+        return text
+
+    for url in page.assets + modules_imported(read, page.module_scripts):
         assert url.startswith("/static/"), url
         answer = page_client.get(url)
         assert answer.status_code == 200, url
         assert answer.headers["content-type"].startswith(CONTENT_TYPES[Path(url).suffix]), url
 
 
-def modules_imported(client: TestClient, roots: list[str]) -> list[str]:
+def modules_imported(read: Callable[[str], str], roots: list[str]) -> list[str]:
     """Every module reached from the page's module scripts by relative imports."""
     seen: list[str] = []
     pending = list(roots)
     while pending:
         url = pending.pop()
-        for target in MODULE_IMPORT.findall(client.get(url).text):
+        for target in MODULE_IMPORT.findall(read(url)):
             assert target.startswith("./"), f"{url} imports {target}: only ./ modules ship"
             found = url.rsplit("/", 1)[0] + target[1:]
             if found not in seen:
                 seen.append(found)
                 pending.append(found)
     return seen
+
+
+def read_packaged(url: str) -> str:
+    return (STATIC / url.removeprefix("/static/")).read_text(encoding="utf-8")
+
+
+def dashboard_files() -> list[Path]:
+    """The page and the code and styles it loads; not the vendored library (which keeps
+    its upstream banner) nor other pages' assets sharing /static."""
+    parts = PageParts()
+    parts.feed((STATIC / "index.html").read_text(encoding="utf-8"))
+    urls = parts.assets + modules_imported(read_packaged, parts.module_scripts)
+    own = [url for url in urls if url.endswith((".js", ".css")) and "/vendor/" not in url]
+    return [STATIC / "index.html"] + [STATIC / url.removeprefix("/static/") for url in own]
+
+
+OWN_FILES = dashboard_files()
 
 
 @pytest.mark.parametrize("path", OWN_FILES, ids=lambda path: path.name)

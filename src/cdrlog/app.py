@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.resources import files
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
-from cdrlog import __version__, api, docs, push
+from cdrlog import __version__, api, dashboard, docs, push
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.reader import Reader
@@ -43,8 +41,8 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.include_router(push.router)
     app.include_router(api.router)
     app.include_router(docs.router)
-    static = files("cdrlog") / "static"
-    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(DataError, _value_refused)

@@ -46,7 +46,7 @@ export async function getJson(path, params, signal) {
     response = await fetch(url, { headers: { Accept: "application/json" }, signal });
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    throw new ApiError("the server cannot be reached", 0);
+    throw new ApiError("The server cannot be reached", 0);
   }
   if (!response.ok) throw new ApiError(await problem(response), response.status);
   return response.json();

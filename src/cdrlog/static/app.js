@@ -127,7 +127,10 @@ async function poll() {
   const { generation } = state;
   const { signal } = state.controller;
   try {
-    const [mark] = await Promise.all([refreshCdrs(signal, generation), refreshOpen(signal, generation)]);
+    const [mark] = await Promise.all([
+      refreshCdrs(signal, generation),
+      refreshOpen(signal, generation),
+    ]);
     const stale = Date.now() - state.statsAt > STATS_MAX_AGE_MS;
     if (generation === state.generation && (mark !== state.statsMark || stale)) {
       await refreshStats(signal, generation);
@@ -217,8 +220,8 @@ function wireForm() {
   });
   for (const button of view.form.querySelectorAll("[data-range]")) {
     button.addEventListener("click", () => {
-      const filters = { ...readForm(view.form), from: rangeStart(button.dataset.range, state.tz), to: "" };
-      apply(filters);
+      const from = rangeStart(button.dataset.range, state.tz);
+      apply({ ...readForm(view.form), from, to: "" });
     });
   }
 }

@@ -56,9 +56,12 @@ export function localInput(instant, zone) {
   return `${get("year")}-${get("month")}-${get("day")}T${get("hour")}:${get("minute")}`;
 }
 
+const DAY = 86400000;
+
 export function rangeStart(range, zone, now = new Date()) {
-  if (range === "today") return `${localInput(now, zone).slice(0, 10)}T00:00`;
-  if (range === "24h") return localInput(new Date(now.getTime() - 86400000), zone);
-  if (range === "7d") return `${localInput(new Date(now.getTime() - 6 * 86400000), zone).slice(0, 10)}T00:00`;
+  const midnight = (instant) => `${localInput(instant, zone).slice(0, 10)}T00:00`;
+  if (range === "today") return midnight(now);
+  if (range === "24h") return localInput(new Date(now.getTime() - DAY), zone);
+  if (range === "7d") return midnight(new Date(now.getTime() - 6 * DAY));
   return "";
 }

@@ -36,7 +36,9 @@ export function timeNode(iso, { full = false, date = true } = {}) {
   if (!parts) return el("span", { text: iso });
   const title = `${parts.date} ${parts.time} UTC${parts.offset}`;
   const node = el("time", { attrs: { datetime: iso, title } });
-  if (date) node.append(el("span", { className: "date", text: full ? parts.date : parts.shortDate }), " ");
+  if (date) {
+    node.append(el("span", { className: "date", text: full ? parts.date : parts.shortDate }), " ");
+  }
   node.append(parts.time);
   return node;
 }

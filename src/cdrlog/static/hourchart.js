@@ -25,8 +25,8 @@ function hourLabeller(zone, multiDay) {
 // The start of the current hour on the zone's clock (not UTC's: Asia/Kolkata's hours
 // begin at half past a UTC hour).
 function hourStart(zone, now = Date.now()) {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone, minute: "numeric", second: "numeric" })
-    .formatToParts(new Date(now));
+  const clock = { timeZone: zone, minute: "numeric", second: "numeric" };
+  const parts = new Intl.DateTimeFormat("en-US", clock).formatToParts(new Date(now));
   const get = (type) => Number(parts.find((part) => part.type === type)?.value ?? 0);
   return Math.floor(now / 1000) * 1000 - (get("minute") * 60 + get("second")) * 1000;
 }
@@ -50,6 +50,44 @@ function buckets(rows, zone, live) {
   return filled;
 }
 
+function dataset(label, color) {
+  return {
+    label,
+    data: [],
+    backgroundColor: cssColor(color),
+    stack: "calls",
+    borderRadius: 2,
+    maxBarThickness: 28,
+  };
+}
+
+function options() {
+  const callsIn = (items) => items.reduce((total, item) => total + item.parsed.y, 0);
+  return {
+    animation: false,
+    maintainAspectRatio: false,
+    interaction: { mode: "index", intersect: false },
+    scales: {
+      x: {
+        stacked: true,
+        grid: { display: false },
+        ticks: { maxRotation: 0, autoSkipPadding: 12 },
+      },
+      y: {
+        stacked: true,
+        beginAtZero: true,
+        grid: { color: cssColor("--grid") },
+        border: { display: false },
+        ticks: { precision: 0 },
+      },
+    },
+    plugins: {
+      legend: { position: "top", align: "end", labels: { boxWidth: 10, boxHeight: 10 } },
+      tooltip: { callbacks: { footer: (items) => `Calls: ${callsIn(items)}` } },
+    },
+  };
+}
+
 export class HourChart {
   constructor(canvas) {
     this.canvas = canvas;
@@ -57,39 +95,21 @@ export class HourChart {
   }
 
   create() {
-    const Chart = window.Chart;
-    const text = cssColor("--muted");
-    const grid = cssColor("--grid");
+    const { Chart } = window;
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
     Chart.defaults.font.size = 11;
-    Chart.defaults.color = text;
-    this.chart = new Chart(this.canvas, {
-      type: "bar",
-      data: { labels: [], datasets: [this.dataset("Answered", "--chart-answered"),
-        this.dataset("Not answered", "--chart-missed")] },
-      options: {
-        animation: false,
-        maintainAspectRatio: false,
-        interaction: { mode: "index", intersect: false },
-        scales: {
-          x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 12 } },
-          y: { stacked: true, beginAtZero: true, grid: { color: grid }, border: { display: false },
-            ticks: { precision: 0 } },
-        },
-        plugins: {
-          legend: { position: "top", align: "end", labels: { boxWidth: 10, boxHeight: 10 } },
-          tooltip: { callbacks: { footer: (items) => `Calls: ${items.reduce((t, i) => t + i.parsed.y, 0)}` } },
-        },
-      },
-    });
-  }
-
-  dataset(label, color) {
-    return { label, data: [], backgroundColor: cssColor(color), stack: "calls", borderRadius: 2,
-      maxBarThickness: 28 };
+    Chart.defaults.color = cssColor("--muted");
+    const datasets = [
+      dataset("Answered", "--chart-answered"),
+      dataset("Not answered", "--chart-missed"),
+    ];
+    const data = { labels: [], datasets };
+    this.chart = new Chart(this.canvas, { type: "bar", data, options: options() });
   }
 
   render(rows, zone, live) {
+    // Without the chart library the rest of the page still works.
+    if (!window.Chart) return;
     if (!this.chart) this.create();
     const hours = buckets(rows, zone, live);
     const multiDay = hours.length > 0 && hours[hours.length - 1][0] - hours[0][0] >= 24 * HOUR;

@@ -78,7 +78,8 @@ export class Timeline {
     this.onError = onError;
     this.cdr = null;
     this.request = null;
-    dialog.querySelector('[data-testid="timeline-close"]').addEventListener("click", () => this.close());
+    const close = dialog.querySelector('[data-testid="timeline-close"]');
+    close.addEventListener("click", () => this.close());
     dialog.addEventListener("click", (event) => {
       // A click on the backdrop lands on the dialog itself, outside its content.
       if (event.target === dialog) this.close();
