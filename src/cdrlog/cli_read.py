@@ -146,23 +146,25 @@ def stats(
     if as_json:
         click.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
-    table = Table(
-        "group",
-        "team",
+    by_agent = group_by == GroupBy.AGENT
+    table = Table(box=None, header_style="bold")
+    table.add_column(group_by, no_wrap=True)
+    if by_agent:
+        table.add_column("team", no_wrap=True)
+    for heading in (
         "calls",
         "answered",
-        "unanswered",
+        "noanswer",
         "busy",
         "failed",
         "ASR",
-        "ACD s",
-        "talk s",
-        "ring s",
-    )
+        "ACD",
+        "talk",
+        "ring",
+    ):
+        table.add_column(heading, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(
-            row.group,
-            row.team or "",
+        figures = [
             str(row.calls),
             str(row.answered),
             str(row.unanswered),
@@ -172,7 +174,8 @@ def stats(
             _number(row.acd),
             str(row.talk_time),
             _number(row.avg_ring_time),
-        )
+        ]
+        table.add_row(row.group, *([row.team or ""] if by_agent else []), *figures)
     Console().print(table)
 
 
