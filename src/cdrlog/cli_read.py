@@ -148,20 +148,11 @@ def stats(
         return
     by_agent = group_by == GroupBy.AGENT
     table = Table(box=None, header_style="bold")
-    table.add_column(group_by, no_wrap=True)
+    # Hours print as local hour and offset; the date is in the day grouping.
+    table.add_column(group_by, no_wrap=True, min_width=22 if group_by == GroupBy.HOUR else 0)
     if by_agent:
         table.add_column("team", no_wrap=True)
-    for heading in (
-        "calls",
-        "answered",
-        "noanswer",
-        "busy",
-        "failed",
-        "ASR",
-        "ACD",
-        "talk",
-        "ring",
-    ):
+    for heading in ("calls", "ans", "noans", "busy", "fail", "ASR", "ACD s", "talk s", "ring s"):
         table.add_column(heading, justify="right", no_wrap=True)
     for row in rows:
         figures = [
