@@ -148,7 +148,7 @@ def stats(
         return
     by_agent = group_by == GroupBy.AGENT
     table = Table(box=None, header_style="bold")
-    # Hours print as local hour and offset; the date is in the day grouping.
+    # An hour is labelled with its date and offset, which must not be cut short.
     table.add_column(group_by, no_wrap=True, min_width=22 if group_by == GroupBy.HOUR else 0)
     if by_agent:
         table.add_column("team", no_wrap=True)
