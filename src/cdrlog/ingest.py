@@ -1,27 +1,32 @@
 """Storing accepted events and keeping each call's CDR equal to the fold of its journal.
 
-One event, one transaction: journal the event (an exact re-send is detected by its
-fingerprint and changes nothing), update the agent registry, then lock the call's
-`call_session` row, read all of the call's events back and write the fold. Whoever
-takes a call's lock last sees every event of that call committed before, so the
-stored CDR always equals the fold of the whole journal; calls never wait on each other.
-See docs/design.md.
+A batch of events (one, or many when a batch is pushed, replayed or group-committed) is
+one transaction: lock the `call_session` rows of the calls it touches (in key order, so
+concurrent batches cannot deadlock), journal its events (an exact re-send is found by
+its fingerprint and changes nothing), update the agent registry, then read every touched
+call's events back and write the fold. Whoever takes a call's lock last sees every
+event of that call committed before, so the stored CDR always equals the fold of the
+whole journal; calls never wait on each other. See docs/design.md.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
 
+from cdrlog import deadletters, registry
 from cdrlog.cdr import affects_cdr, fold_call, registry_needed
-from cdrlog.database import in_transaction, insert_ignoring_duplicates, inserted, read_only
-from cdrlog.events import AgentEvent, CallEvent, Event
+from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_only
+from cdrlog.deadletters import DeadLetter
+from cdrlog.events import CallEvent, Event
+from cdrlog.registry import AgentFact
 from cdrlog.storage import (
     agent,
     call_event,
@@ -30,10 +35,12 @@ from cdrlog.storage import (
     cdr,
     cdr_from_row,
     cdr_values,
-    dead_letter,
 )
 
 Clock = Callable[[], datetime]
+CallKey = tuple[str, str]
+
+__all__ = ["Accepted", "DeadLetter", "Ingestor", "Outcome"]
 
 
 def utc_now() -> datetime:
@@ -49,22 +56,16 @@ class Accepted:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A body, or one item of a batch, that was refused, and why."""
-
-    path: str
-    team: str | None
-    content_type: str | None
-    remote_addr: str | None
-    body: bytes
-    truncated: bool
-    reason: Mapping[str, Any]
-
-
 class Outcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
+
+
+def call_of(event: Event) -> CallKey | None:
+    """The call whose CDR the event can change, if any."""
+    if isinstance(event, CallEvent) and affects_cdr(event):
+        return (event.team, event.sessionid)
+    return None
 
 
 class Ingestor:
@@ -79,197 +80,159 @@ class Ingestor:
 
     def ingest(self, accepted: Accepted) -> Outcome:
         """Store one event durably; returns once it is committed."""
-        event = accepted.event
-        locks_call = isinstance(event, CallEvent) and affects_cdr(event)
-        if isinstance(event, CallEvent) and locks_call:
-            self._ensure_session(event.team, event.sessionid)
-        return in_transaction(self.engine, lambda c: self._ingest(c, accepted, locks_call))
+        return self.ingest_many([accepted])[0]
 
-    def _ingest(self, connection: Connection, accepted: Accepted, locks_call: bool) -> Outcome:
-        event = accepted.event
+    def ingest_many(self, batch: Sequence[Accepted]) -> list[Outcome]:
+        """Store a batch in one transaction; one outcome per event, in order."""
+        calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
+        if calls:
+            self._ensure_sessions(calls)
+        return in_transaction(self.engine, lambda c: self._ingest(c, batch, calls))
+
+    def _ingest(
+        self, connection: Connection, batch: Sequence[Accepted], calls: list[CallKey]
+    ) -> list[Outcome]:
         now = self.clock()
-        if isinstance(event, CallEvent) and locks_call:
-            # Lock first: the journal insert and the fold then run one call at a time.
-            self._lock_session(connection, event.team, event.sessionid)
-        if not inserted(connection, self._insert_event, _journal_row(accepted, now)):
-            return Outcome.DUPLICATE
-        self._register_agent(connection, event, now)
-        if isinstance(event, CallEvent) and locks_call:
-            self.refold(connection, event.team, event.sessionid, now)
-        return Outcome.STORED
+        if calls:
+            # Lock first: journal inserts and folds then run one transaction per call.
+            locked = connection.execute(
+                select(call_session.c.id)
+                .where(tuple_(call_session.c.orgidentity, call_session.c.sessionid).in_(calls))
+                .order_by(call_session.c.orgidentity, call_session.c.sessionid)
+                .with_for_update()
+            ).all()
+            if len(locked) != len(calls):  # pragma: no cover - _ensure_sessions made them
+                raise RuntimeError("a call's session row is missing")
+        outcomes = self._journal(connection, batch, now)
+        stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
+        facts = [fact for event in stored if (fact := registry.fact_of(event)) is not None]
+        for fact in registry.newest_facts(facts):
+            registry.record(connection, self._insert_agent, fact, now)
+        changed = sorted({key for event in stored if (key := call_of(event)) is not None})
+        if changed:
+            self.refold(connection, changed, now)
+        return outcomes
 
-    def refold(self, connection: Connection, team: str, sessionid: str, now: datetime) -> None:
-        """Rewrite one call's CDR from its journal; the caller holds the call's lock."""
-        rows = connection.execute(
+    def _journal(
+        self, connection: Connection, batch: Sequence[Accepted], now: datetime
+    ) -> list[Outcome]:
+        keys = sorted({(a.event.team, a.fingerprint) for a in batch})
+        known = {
+            (row.orgidentity, row.fingerprint)
+            for row in connection.execute(
+                select(call_event.c.orgidentity, call_event.c.fingerprint).where(
+                    tuple_(call_event.c.orgidentity, call_event.c.fingerprint).in_(keys)
+                )
+            )
+        }
+        outcomes: list[Outcome] = []
+        rows: list[dict[str, Any]] = []
+        for accepted in batch:
+            key = (accepted.event.team, accepted.fingerprint)
+            if key in known:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            known.add(key)
+            rows.append(_journal_row(accepted, now))
+            outcomes.append(Outcome.STORED)
+        if rows:
+            # Ignoring duplicates still: two batches may race on events that take no
+            # call's lock (logins, link/hold); the journal keeps one of each.
+            connection.execute(self._insert_event, rows)
+        return outcomes
+
+    def refold(self, connection: Connection, calls: Sequence[CallKey], now: datetime) -> None:
+        """Rewrite these calls' CDRs from their journal; the caller holds their locks."""
+        events: dict[CallKey, list[CallEvent]] = defaultdict(list)
+        for row in connection.execute(
             select(call_event).where(
-                call_event.c.orgidentity == team,
-                call_event.c.sessionid == sessionid,
+                tuple_(call_event.c.orgidentity, call_event.c.sessionid).in_(calls),
                 call_event.c.calltype.is_not(None),
             )
-        )
-        events = [call_event_from_row(row) for row in rows]
-        record = fold_call(events, self._agent_phones(connection, team, events))
-        existing = connection.execute(
-            select(cdr).where(cdr.c.orgidentity == team, cdr.c.diallogid == sessionid)
-        ).first()
-        if record is None:
-            return
-        if existing is None:
-            values = cdr_values(record) | {"created_at": now, "updated_at": now}
-            connection.execute(cdr.insert(), values)
-        elif cdr_from_row(existing) != record:
-            connection.execute(
-                update(cdr)
-                .where(cdr.c.id == existing.id)
-                .values(**cdr_values(record), updated_at=now)
+        ):
+            events[(row.orgidentity, row.sessionid)].append(call_event_from_row(row))
+        existing = {
+            (row.orgidentity, row.diallogid): row
+            for row in connection.execute(
+                select(cdr).where(tuple_(cdr.c.orgidentity, cdr.c.diallogid).in_(calls))
             )
+        }
+        phones = self._phones(connection, events)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for key in calls:
+            record = fold_call(events[key], phones.get(key[0], {}))
+            old = existing.get(key)
+            if record is None:
+                continue
+            if old is None:
+                inserts.append(cdr_values(record) | {"created_at": now, "updated_at": now})
+            elif cdr_from_row(old) != record:
+                updates.append(cdr_values(record) | {"row_id": old.id, "updated_at": now})
+        if inserts:
+            connection.execute(cdr.insert(), inserts)
+        if updates:
+            columns: dict[str, Any] = {n: bindparam(n) for n in updates[0] if n != "row_id"}
+            statement = update(cdr).where(cdr.c.id == bindparam("row_id")).values(columns)
+            connection.execute(statement, updates)
 
-    def dead_letter(self, letter: DeadLetter) -> int:
-        """Keep a refused body for an operator; returns its id."""
-        values = {
-            "received_at": self.clock(),
-            "orgidentity": _storable(letter.team, 64),
-            "path": _storable(letter.path, 255) or "",
-            "content_type": _storable(letter.content_type, 255),
-            "remote_addr": _storable(letter.remote_addr, 64),
-            "body": letter.body,
-            "truncated": letter.truncated,
-            "reason": json.dumps(letter.reason, ensure_ascii=True),
+    def _phones(
+        self, connection: Connection, events: Mapping[CallKey, list[CallEvent]]
+    ) -> dict[str, dict[str, str]]:
+        """The registry's phones, per team, for the agents whose calls need them."""
+        needed: dict[str, set[str]] = defaultdict(set)
+        for (team, _), call_events in events.items():
+            needed[team] |= registry_needed(call_events)
+        return {
+            team: registry.phones(connection, team, numbers) for team, numbers in needed.items()
         }
 
-        def insert(connection: Connection) -> int:
-            key = connection.execute(dead_letter.insert(), values).inserted_primary_key
-            if key is None:  # pragma: no cover - every supported driver reports it
-                raise RuntimeError("the database did not report the dead letter's id")
-            return int(key[0])
-
-        return in_transaction(self.engine, insert)
-
-    def resolve_dead_letter(self, letter_id: int, resolution: str) -> None:
-        values = {"resolved_at": self.clock(), "resolution": resolution[:255]}
-        in_transaction(
-            self.engine,
-            lambda c: c.execute(
-                update(dead_letter).where(dead_letter.c.id == letter_id).values(**values)
-            ),
-        )
-
-    def _ensure_session(self, team: str, sessionid: str) -> None:
-        # In its own short transaction: inserting and locking the same new row in one
-        # transaction makes concurrent first events of a call deadlock on MySQL.
-        key = and_(call_session.c.orgidentity == team, call_session.c.sessionid == sessionid)
+    def _ensure_sessions(self, calls: list[CallKey]) -> None:
+        # In a short transaction of its own: inserting and locking the same new row in
+        # one transaction makes concurrent first events of a call deadlock on InnoDB.
+        key = tuple_(call_session.c.orgidentity, call_session.c.sessionid)
         with self.engine.connect() as connection:
-            found = read_only(connection).execute(select(call_session.c.id).where(key)).first()
-        if found is None:
-            row = {"orgidentity": team, "sessionid": sessionid, "created_at": self.clock()}
-            in_transaction(self.engine, lambda c: inserted(c, self._insert_session, row))
-
-    def _lock_session(self, connection: Connection, team: str, sessionid: str) -> None:
-        key = and_(call_session.c.orgidentity == team, call_session.c.sessionid == sessionid)
-        connection.execute(select(call_session.c.id).where(key).with_for_update()).one()
+            found = read_only(connection).execute(
+                select(call_session.c.orgidentity, call_session.c.sessionid).where(key.in_(calls))
+            )
+            missing = sorted(set(calls) - {(row[0], row[1]) for row in found})
+        if missing:
+            now = self.clock()
+            rows = [{"orgidentity": t, "sessionid": s, "created_at": now} for t, s in missing]
+            in_transaction(self.engine, lambda c: c.execute(self._insert_session, rows))
 
     def set_agent(self, team: str, agentno: str, phone: str) -> None:
         """Bind an agent to a phone by hand; a later login still overrides it."""
         now = self.clock()
-        in_transaction(
-            self.engine,
-            lambda c: self._update_agent(c, team, agentno, {"phone": phone}, now, now),
-        )
+        fact = AgentFact(team, agentno, {"phone": phone}, now)
+        in_transaction(self.engine, lambda c: registry.record(c, self._insert_agent, fact, now))
 
     def agents(self, team: str | None = None) -> list[dict[str, Any]]:
-        query = select(agent).order_by(agent.c.orgidentity, agent.c.agentno)
-        if team is not None:
-            query = query.where(agent.c.orgidentity == team)
-        with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in read_only(connection).execute(query)]
+        return registry.listing(self.engine, team)
 
-    def _register_agent(self, connection: Connection, event: Event, now: datetime) -> None:
-        changes: dict[str, Any] = {}
-        if isinstance(event, AgentEvent):
-            changes["logged_in"] = event.event == "login"
-        if event.agentphone is not None:
-            changes["phone"] = event.agentphone
-        if event.agentno is None or not changes:
-            return
-        self._update_agent(connection, event.team, event.agentno, changes, event.event_time, now)
+    def dead_letter(self, letter: DeadLetter) -> int:
+        """Keep a refused body for an operator; returns its id."""
+        return deadletters.keep(self.engine, letter, self.clock())
 
-    def _update_agent(
-        self,
-        connection: Connection,
-        team: str,
-        agentno: str,
-        changes: dict[str, Any],
-        event_time: datetime,
-        now: datetime,
-    ) -> None:
-        """Agent number -> phone, per team; the newest change (by event time) wins."""
-        key = and_(agent.c.orgidentity == team, agent.c.agentno == agentno)
-        known = connection.execute(select(agent.c.event_time).where(key)).scalar()
-        if known is not None and known >= event_time:
-            return  # what the registry holds is as new as this, or newer
-        newer = update(agent).where(key, agent.c.event_time <= event_time)
-        statement = newer.values(**changes, event_time=event_time, updated_at=now)
-        if connection.execute(statement).rowcount:
-            return
-        row = {
-            "orgidentity": team,
-            "agentno": agentno,
-            "phone": changes.get("phone"),
-            "logged_in": changes.get("logged_in", True),
-            "event_time": event_time,
-            "updated_at": now,
-        }
-        if not inserted(connection, self._insert_agent, row):
-            # Another sender registered this agent first; ours still wins if newer.
-            connection.execute(statement)
-
-    def _agent_phones(
-        self, connection: Connection, team: str, events: list[CallEvent]
-    ) -> dict[str, str]:
-        numbers = registry_needed(events)
-        if not numbers:
-            return {}
-        rows = connection.execute(
-            select(agent.c.agentno, agent.c.phone).where(
-                agent.c.orgidentity == team,
-                agent.c.agentno.in_(sorted(numbers)),
-                agent.c.phone.is_not(None),
-            )
-        )
-        return {row.agentno: row.phone for row in rows}
-
-
-def _storable(text: str | None, width: int) -> str | None:
-    """A refused request's own words, cut to the column and without NUL (which
-    PostgreSQL cannot store), so keeping the dead letter never fails."""
-    if not text:
-        return None
-    return text.replace("\x00", "\ufffd")[:width]
+    def resolve_dead_letter(self, letter_id: int, resolution: str) -> None:
+        deadletters.resolve(self.engine, letter_id, resolution, self.clock())
 
 
 def _journal_row(accepted: Accepted, now: datetime) -> dict[str, Any]:
     event = accepted.event
-    row: dict[str, Any] = {
+    call = event if isinstance(event, CallEvent) else None
+    return {
         "orgidentity": event.team,
         "fingerprint": accepted.fingerprint,
+        "sessionid": call.sessionid if call else None,
+        "calltype": call.calltype if call else None,
+        "source": call.source if call else None,
         "event": event.event,
         "event_time": event.event_time,
+        "activenum": call.activenum if call else None,
         "agentno": event.agentno,
         "agentphone": event.agentphone,
+        "hangupcause": call.hangupcause if call else None,
         "fields": json.dumps(dict(accepted.fields), ensure_ascii=True, sort_keys=True),
         "received_at": now,
-        "sessionid": None,
-        "calltype": None,
-        "source": None,
-        "activenum": None,
-        "hangupcause": None,
     }
-    if isinstance(event, CallEvent):
-        row |= {
-            "sessionid": event.sessionid,
-            "calltype": event.calltype,
-            "source": event.source,
-            "activenum": event.activenum,
-            "hangupcause": event.hangupcause,
-        }
-    return row
