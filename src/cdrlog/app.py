@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from cdrlog import __version__, api, dashboard, docs, push
+from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.reader import Reader
@@ -21,9 +22,16 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     """The ASGI app. The engine is made from the settings unless one is handed in."""
     engine = engine if engine is not None else make_engine(settings.database_url)
 
+    ingestor = Ingestor(engine, clock)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # SQLite has one writer at a time: one writer thread gathers the biggest batches.
+        writers = 1 if engine.dialect.name == "sqlite" else settings.writers
+        app.state.batcher = Batcher(ingestor, writers=writers, max_batch=settings.max_batch)
         yield
+        # Requests in flight have been answered by now; store what is still queued.
+        app.state.batcher.close()
         engine.dispose()
 
     app = FastAPI(
@@ -36,7 +44,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.receiver = push.Receiver(settings=settings, ingestor=Ingestor(engine, clock))
+    app.state.receiver = push.Receiver(settings=settings, ingestor=ingestor)
     app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)

@@ -8,8 +8,10 @@ is sent only after every event of the body is committed.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,6 +23,7 @@ from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
 
 from cdrlog import schemas
+from cdrlog.batcher import Batcher
 from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
 from cdrlog.events import FieldError, Rejection, fingerprint, parse_event
 from cdrlog.ingest import Accepted, DeadLetter, Ingestor, Outcome
@@ -56,15 +59,34 @@ class Receiver:
             return _decode_multipart(body, content_type or "")
         return decode_form(body)
 
-    def process(self, team: str | None, item: Item) -> Outcome | Rejection:
-        """Check one event and store it (blocking until committed)."""
+    def check(self, team: str | None, item: Item) -> Accepted | Rejection:
         if isinstance(item, Rejection):
             return item
         parsed = parse_event(item, url_team=team, pbx_timezone=self.settings.pbx_zone)
         if isinstance(parsed, Rejection):
             return parsed
-        key = fingerprint(parsed.team, item)
-        return self.ingestor.ingest(Accepted(event=parsed, fields=item, fingerprint=key))
+        return Accepted(event=parsed, fields=item, fingerprint=fingerprint(parsed.team, item))
+
+    def process(self, team: str | None, item: Item) -> Outcome | Rejection:
+        """Check one event and store it (blocking until committed)."""
+        checked = self.check(team, item)
+        return checked if isinstance(checked, Rejection) else self.ingestor.ingest(checked)
+
+    async def store(
+        self, request: Request, team: str | None, items: Sequence[Item]
+    ) -> list[Outcome | Rejection]:
+        """Check and store a body's events together; each outcome once it is committed."""
+        checked = [self.check(team, item) for item in items]
+        batcher: Batcher | None = getattr(request.app.state, "batcher", None)
+
+        async def stored(one: Accepted | Rejection) -> Outcome | Rejection:
+            if isinstance(one, Rejection):
+                return one
+            if batcher is None:
+                return await run_in_threadpool(self.ingestor.ingest, one)
+            return await batcher.store(one)
+
+        return list(await asyncio.gather(*(stored(one) for one in checked)))
 
 
 @router.post(
@@ -159,7 +181,7 @@ async def receive(request: Request, team: str | None) -> JSONResponse:
         return _rejected({"body": decoded.message}, letter_id)
     if decoded.batch:
         return await _batch(receiver, request, team, decoded)
-    outcome = await run_in_threadpool(receiver.process, team, decoded.items[0])
+    [outcome] = await receiver.store(request, team, decoded.items)
     if isinstance(outcome, Rejection):
         letter_id = await _dead_letter(receiver, request, team, body, outcome.as_dict())
         return _rejected(outcome.as_dict(), letter_id)
@@ -172,8 +194,8 @@ async def _batch(
     """Every good item is stored even when others are refused; the answer lists both."""
     counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0}
     refused: list[dict[str, Any]] = []
-    for index, item in enumerate(decoded.items):
-        outcome = await run_in_threadpool(receiver.process, team, item)
+    outcomes = await receiver.store(request, team, decoded.items)
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Rejection):
             raw = json.dumps(decoded.originals[index], ensure_ascii=True)
             reason = outcome.as_dict()

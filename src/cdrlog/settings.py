@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     pbx_timezone: str = Field("UTC", description="IANA zone of naive eventTime values")
     display_timezone: str = Field("UTC", description="IANA zone the API shows times in")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest push body accepted")
+    writers: int = Field(4, ge=1, le=64, description="threads committing events (server DBs)")
+    max_batch: int = Field(256, ge=1, le=10000, description="most events in one commit")
 
     @field_validator("pbx_timezone", "display_timezone")
     @classmethod
