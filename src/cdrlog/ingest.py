@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from cdrlog import deadletters, registry
 from cdrlog.cdr import affects_cdr, fold_call, registry_needed
@@ -35,6 +35,7 @@ from cdrlog.storage import (
     cdr,
     cdr_from_row,
     cdr_values,
+    pairs_in,
 )
 
 Clock = Callable[[], datetime]
@@ -97,7 +98,7 @@ class Ingestor:
             # Lock first: journal inserts and folds then run one transaction per call.
             locked = connection.execute(
                 select(call_session.c.id)
-                .where(tuple_(call_session.c.orgidentity, call_session.c.sessionid).in_(calls))
+                .where(pairs_in(call_session.c.orgidentity, call_session.c.sessionid, calls))
                 .order_by(call_session.c.orgidentity, call_session.c.sessionid)
                 .with_for_update()
             ).all()
@@ -121,7 +122,7 @@ class Ingestor:
             (row.orgidentity, row.fingerprint)
             for row in connection.execute(
                 select(call_event.c.orgidentity, call_event.c.fingerprint).where(
-                    tuple_(call_event.c.orgidentity, call_event.c.fingerprint).in_(keys)
+                    pairs_in(call_event.c.orgidentity, call_event.c.fingerprint, keys)
                 )
             )
         }
@@ -146,7 +147,7 @@ class Ingestor:
         events: dict[CallKey, list[CallEvent]] = defaultdict(list)
         for row in connection.execute(
             select(call_event).where(
-                tuple_(call_event.c.orgidentity, call_event.c.sessionid).in_(calls),
+                pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
                 call_event.c.calltype.is_not(None),
             )
         ):
@@ -154,7 +155,7 @@ class Ingestor:
         existing = {
             (row.orgidentity, row.diallogid): row
             for row in connection.execute(
-                select(cdr).where(tuple_(cdr.c.orgidentity, cdr.c.diallogid).in_(calls))
+                select(cdr).where(pairs_in(cdr.c.orgidentity, cdr.c.diallogid, calls))
             )
         }
         phones = self._phones(connection, events)
@@ -190,10 +191,10 @@ class Ingestor:
     def _ensure_sessions(self, calls: list[CallKey]) -> None:
         # In a short transaction of its own: inserting and locking the same new row in
         # one transaction makes concurrent first events of a call deadlock on InnoDB.
-        key = tuple_(call_session.c.orgidentity, call_session.c.sessionid)
+        key = pairs_in(call_session.c.orgidentity, call_session.c.sessionid, calls)
         with self.engine.connect() as connection:
             found = read_only(connection).execute(
-                select(call_session.c.orgidentity, call_session.c.sessionid).where(key.in_(calls))
+                select(call_session.c.orgidentity, call_session.c.sessionid).where(key)
             )
             missing = sorted(set(calls) - {(row[0], row[1]) for row in found})
         if missing:
