@@ -580,3 +580,55 @@ def test_unknown_cause_leaves_noanswer() -> None:
         event(CALLEE, "hangup", 4, hangupcause="99"),
     ]
     assert fold(events).disposition is Disposition.NOANSWER
+
+
+# --- Lost hangups ----------------------------------------------------------------------------
+
+
+def test_a_call_without_hangup_past_the_limit_is_a_timeout_ending_at_its_last_event() -> None:
+    events = answered_outbound()
+    cdr = fold_call(events, {}, stale_before=BASE + timedelta(hours=1))
+    assert cdr is not None
+    assert cdr.status is Status.TIMEOUT
+    assert cdr.endtime == BASE + timedelta(seconds=10)
+    assert (cdr.duration, cdr.billsec, cdr.disposition) == (5, 0, Disposition.ANSWER)
+
+
+def test_a_call_within_the_limit_stays_open() -> None:
+    cdr = fold(answered_outbound())
+    assert fold_call(answered_outbound(), {}, stale_before=BASE) == cdr
+    assert cdr.status is Status.OPEN
+
+
+def test_a_late_hangup_closes_a_timed_out_call_properly() -> None:
+    events = answered_outbound(event(CALLEE, "hangup", 70))
+    cdr = fold_call(events, {}, stale_before=BASE + timedelta(hours=1))
+    assert cdr == fold(events)
+    assert cdr is not None
+    assert (cdr.status, cdr.duration, cdr.billsec) == (Status.CLOSED, 65, 60)
+
+
+@FAST
+@given(call=calls_with_junk(), hours=st.integers(min_value=-2, max_value=2), data=st.data())
+def test_timeouts_are_a_function_of_the_set_and_the_cutoff(
+    call: Call, hours: int, data: st.DataObject
+) -> None:
+    cutoff = BASE + timedelta(hours=hours)
+    shuffled = data.draw(st.permutations(call.events))
+    cdr = fold_call(call.events, call.registry, stale_before=cutoff)
+    assert fold_call(shuffled, call.registry, stale_before=cutoff) == cdr
+    if cdr is None:
+        return
+    closed = fold_call(call.events, call.registry)
+    assert closed is not None
+    if closed.status is Status.CLOSED:
+        assert cdr == closed
+    elif cdr.starttime < cutoff:
+        assert cdr.status is Status.TIMEOUT
+        assert cdr.endtime is not None
+        assert cdr.endtime >= cdr.starttime
+        assert cdr.duration is not None
+        assert cdr.billsec is not None
+        assert 0 <= cdr.billsec <= cdr.duration
+    else:
+        assert cdr == closed

@@ -155,7 +155,8 @@ def test_same_fields_in_another_team_are_not_a_duplicate(
         assert teams.scalars().all() == ["team1", "team2"]
 
 
-def test_open_call_has_no_end_duration_or_billsec(ingestor: Ingestor, engine: Engine) -> None:
+def test_open_call_has_no_end_duration_or_billsec(engine: Engine) -> None:
+    ingestor = Ingestor(engine, clock=lambda: T0 + timedelta(minutes=5))
     for fields in outbound("s1")[:3]:
         ingestor.ingest(accepted(fields))
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from cdrlog.ingest import DeadLetter, Ingestor
-from cdrlog.storage import cdr
 from cdrlog.traffic import generate_calls
 from test_reader import START, push, walk
 
@@ -63,19 +62,36 @@ def test_a_truncated_dead_letter_cannot_be_retried(client: TestClient, engine: E
     assert client.post(f"/api/v1/rejected/{letter_id}/retry").status_code == 409
 
 
-def test_open_calls_are_the_ones_in_progress(client: TestClient, engine: Engine) -> None:
+def test_calls_in_progress_are_open_until_a_hangup_or_the_timeout(
+    client: TestClient, engine: Engine
+) -> None:
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     ringing = {
         "sessionid": "live-1",
         "calltype": "dialin",
         "source": "CALLER",
         "event": "ringing",
         "activenum": "13800138000",
-        "eventTime": "2026-03-28 20:00:00",
+        "eventTime": started.strftime("%Y-%m-%d %H:%M:%S"),
     }
     assert client.post("/astercc/team1/events", data=ringing).status_code == 200
     open_now = client.get("/api/v1/cdrs", params={"status": "open"}).json()["cdrs"]
     assert [r["diallogid"] for r in open_now] == ["live-1"]
     assert open_now[0]["duration"] is None
-    with engine.begin() as connection:
-        connection.execute(update(cdr).values(status="closed"))
-    assert client.get("/api/v1/cdrs", params={"status": "open"}).json()["cdrs"] == []
+
+    # Five hours on and still no hangup: the periodic check closes it as a timeout.
+    later = Ingestor(engine, clock=lambda: started + timedelta(hours=5))
+    assert later.close_stale() == 1
+    [timed_out] = client.get("/api/v1/cdrs", params={"status": "timeout"}).json()["cdrs"]
+    assert timed_out["endtime"] == timed_out["starttime"]
+    assert (timed_out["duration"], timed_out["billsec"]) == (0, 0)
+    assert later.close_stale() == 0
+
+    # The hangup comes after all: the call closes properly.
+    hangup = ringing | {
+        "event": "hangup",
+        "eventTime": (started + timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    assert client.post("/astercc/team1/events", data=hangup).status_code == 200
+    [closed] = client.get("/api/v1/cdrs", params={"status": "closed"}).json()["cdrs"]
+    assert (closed["diallogid"], closed["duration"]) == ("live-1", 30)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 
 from cdrlog import __version__, api, dashboard, docs, push
 from cdrlog.batcher import Batcher
@@ -17,19 +21,23 @@ from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = utc_now) -> FastAPI:
     """The ASGI app. The engine is made from the settings unless one is handed in."""
     engine = engine if engine is not None else make_engine(settings.database_url)
 
-    ingestor = Ingestor(engine, clock)
+    ingestor = Ingestor(engine, clock, timedelta(minutes=settings.max_call_minutes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # SQLite has one writer at a time: one writer thread gathers the biggest batches.
         writers = 1 if engine.dialect.name == "sqlite" else settings.writers
         app.state.batcher = Batcher(ingestor, writers=writers, max_batch=settings.max_batch)
+        closer = asyncio.create_task(_close_stale_calls(ingestor, settings.timeout_check_seconds))
         yield
+        closer.cancel()
         # Requests in flight have been answered by now; store what is still queued.
         app.state.batcher.close()
         engine.dispose()
@@ -69,6 +77,19 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+async def _close_stale_calls(ingestor: Ingestor, every: float) -> None:
+    """Calls whose hangup never came are closed as `timeout`; every receiver may do it."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            closed = await run_in_threadpool(ingestor.close_stale)
+        except DBAPIError as error:
+            log.warning("closing stale calls failed, will retry: %s", error)
+            continue
+        if closed:
+            log.info("closed %d calls without a hangup as timeout", closed)
 
 
 async def _value_refused(request: Request, error: Exception) -> JSONResponse:

@@ -78,12 +78,18 @@ def registry_needed(events: Iterable[CallEvent]) -> set[str]:
     return {e.agentno for e in relevant if e.agentno is not None}
 
 
-def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> Cdr | None:
+def fold_call(
+    events: Iterable[CallEvent],
+    agent_phones: Mapping[str, str],
+    stale_before: datetime | None = None,
+) -> Cdr | None:
     """The CDR of one call, or None while no event proves that the call exists.
 
     `agent_phones` is the team's agent registry (agent number -> phone) for the agents
     the events name; it supplies an outbound call's `src` when no event carries
     `agentphone`. Where events disagree, the earliest one (by `event_order`) wins.
+    A call that started before `stale_before` and has no hangup is closed as `timeout`,
+    ending at its last event: its hangup was lost (a later one still closes it).
     """
     ordered = sorted((e for e in events if affects_cdr(e)), key=event_order)
     calltype = next((e.calltype for e in ordered), None)
@@ -93,11 +99,10 @@ def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> C
     proving = [e for e, rule in ruled if rule.proves_call]
     if not proving:
         return None
-    first = ordered[0]
     start = _first(e.event_time for e, rule in ruled if rule.starts) or proving[0].event_time
     answer = _first(e.event_time for e, rule in ruled if rule.answers)
     hangups = [e for e, rule in ruled if rule.hangs_up]
-    end = hangups[0].event_time if hangups else None
+    end, status = _ending(ordered, hangups, start, stale_before)
     agentno = _first(e.agentno for e in ordered)
     src = _number(ruled, "src")
     if calltype == DIALOUT:
@@ -107,8 +112,8 @@ def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> C
         duration = _seconds(start, end)
         billsec = min(duration, _seconds(answer, end)) if answer is not None else 0
     return Cdr(
-        team=first.team,
-        diallogid=first.sessionid,
+        team=ordered[0].team,
+        diallogid=ordered[0].sessionid,
         calltype=calltype,
         target=TARGET[calltype],
         src=src,
@@ -120,8 +125,21 @@ def fold_call(events: Iterable[CallEvent], agent_phones: Mapping[str, str]) -> C
         duration=duration,
         billsec=billsec,
         disposition=_disposition(answer is not None, hangups),
-        status=Status.CLOSED if end is not None else Status.OPEN,
+        status=status,
     )
+
+
+def _ending(
+    ordered: list[CallEvent],
+    hangups: list[CallEvent],
+    start: datetime,
+    stale_before: datetime | None,
+) -> tuple[datetime | None, Status]:
+    if hangups:
+        return hangups[0].event_time, Status.CLOSED
+    if stale_before is not None and start < stale_before:
+        return ordered[-1].event_time, Status.TIMEOUT
+    return None, Status.OPEN
 
 
 T = TypeVar("T")

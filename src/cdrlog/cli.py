@@ -50,6 +50,14 @@ def cli() -> None:
     type=int,
     help="Largest push body accepted; larger ones get 413.",
 )
+@click.option(
+    "--max-call-minutes",
+    envvar="CDRLOG_MAX_CALL_MINUTES",
+    default=240,
+    show_default=True,
+    type=int,
+    help="A call with no hangup this long after it started is closed as timeout.",
+)
 def serve(database_url: str, **options: Any) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
     settings = settings_of(database_url=database_url, **options)

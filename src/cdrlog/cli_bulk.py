@@ -6,6 +6,7 @@ import sys
 
 import click
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from cdrlog.bulk import load
 from cdrlog.database import make_engine, upgrade
@@ -60,6 +61,12 @@ def bulk_load(database_url: str, cdrs: int, days: int, teams: int, agents: int, 
             agents=agents,
             progress=sys.stdout.isatty(),
         )
+    except IntegrityError as error:
+        # The same seed makes the same session ids, whatever the days.
+        raise click.ClickException(
+            f"the database already holds calls of seed {seed} (the batches before were "
+            "kept): load with another --seed, or into an empty database"
+        ) from error
     finally:
         engine.dispose()
     where = make_url(database_url).render_as_string()

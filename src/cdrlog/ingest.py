@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +27,7 @@ from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_onl
 from cdrlog.deadletters import DeadLetter
 from cdrlog.events import CallEvent, Event
 from cdrlog.registry import AgentFact
+from cdrlog.rules import Status
 from cdrlog.storage import (
     agent,
     call_event,
@@ -39,6 +40,8 @@ from cdrlog.storage import (
 )
 
 Clock = Callable[[], datetime]
+# A call with no hangup this long after it started lost its hangup (contract section 4).
+DEFAULT_MAX_CALL_LENGTH = timedelta(hours=4)
 CallKey = tuple[str, str]
 
 __all__ = ["Accepted", "DeadLetter", "Ingestor", "Outcome"]
@@ -72,9 +75,15 @@ def call_of(event: Event) -> CallKey | None:
 class Ingestor:
     """The write side: journal, agent registry, CDRs and dead letters."""
 
-    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock = utc_now,
+        max_call_length: timedelta = DEFAULT_MAX_CALL_LENGTH,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.max_call_length = max_call_length
         self._insert_event = insert_ignoring_duplicates(engine, call_event)
         self._insert_session = insert_ignoring_duplicates(engine, call_session)
         self._insert_agent = insert_ignoring_duplicates(engine, agent)
@@ -96,14 +105,7 @@ class Ingestor:
         now = self.clock()
         if calls:
             # Lock first: journal inserts and folds then run one transaction per call.
-            locked = connection.execute(
-                select(call_session.c.id)
-                .where(pairs_in(call_session.c.orgidentity, call_session.c.sessionid, calls))
-                .order_by(call_session.c.orgidentity, call_session.c.sessionid)
-                .with_for_update()
-            ).all()
-            if len(locked) != len(calls):  # pragma: no cover - _ensure_sessions made them
-                raise RuntimeError("a call's session row is missing")
+            self._lock(connection, calls)
         outcomes = self._journal(connection, batch, now)
         stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
         facts = [fact for event in stored if (fact := registry.fact_of(event)) is not None]
@@ -113,6 +115,42 @@ class Ingestor:
         if changed:
             self.refold(connection, changed, now)
         return outcomes
+
+    def _lock(self, connection: Connection, calls: Sequence[CallKey]) -> None:
+        locked = connection.execute(
+            select(call_session.c.id)
+            .where(pairs_in(call_session.c.orgidentity, call_session.c.sessionid, calls))
+            .order_by(call_session.c.orgidentity, call_session.c.sessionid)
+            .with_for_update()
+        ).all()
+        if len(locked) != len(calls):  # pragma: no cover - _ensure_sessions made them
+            raise RuntimeError("a call's session row is missing")
+
+    def refold_calls(self, calls: Sequence[CallKey]) -> None:
+        """Recompute these calls' CDRs from the journal, safely beside live ingest."""
+        ordered = sorted(set(calls))
+        if not ordered:
+            return
+        self._ensure_sessions(ordered)
+
+        def work(connection: Connection) -> None:
+            self._lock(connection, ordered)
+            self.refold(connection, ordered, self.clock())
+
+        in_transaction(self.engine, work)
+
+    def close_stale(self, limit: int = 500) -> int:
+        """Close as `timeout` open calls older than the maximum call length; how many."""
+        cutoff = self.clock() - self.max_call_length
+        query = (
+            select(cdr.c.orgidentity, cdr.c.diallogid)
+            .where(cdr.c.status == Status.OPEN.value, cdr.c.starttime < cutoff)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            stale = [(row[0], row[1]) for row in read_only(connection).execute(query)]
+        self.refold_calls(stale)
+        return len(stale)
 
     def _journal(
         self, connection: Connection, batch: Sequence[Accepted], now: datetime
@@ -162,7 +200,7 @@ class Ingestor:
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for key in calls:
-            record = fold_call(events[key], phones.get(key[0], {}))
+            record = fold_call(events[key], phones.get(key[0], {}), now - self.max_call_length)
             old = existing.get(key)
             if record is None:
                 continue

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     pbx_timezone: str = Field("UTC", description="IANA zone of naive eventTime values")
     display_timezone: str = Field("UTC", description="IANA zone the API shows times in")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest push body accepted")
+    max_call_minutes: int = Field(
+        240, ge=1, le=7 * 24 * 60, description="a call with no hangup after this is a timeout"
+    )
+    timeout_check_seconds: float = Field(60.0, gt=0, description="how often to look for them")
     writers: int = Field(4, ge=1, le=64, description="threads committing events (server DBs)")
     max_batch: int = Field(256, ge=1, le=10000, description="most events in one commit")
 
