@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from cdrlog.app import create_app
 from cdrlog.cli_options import database_option, migrated_engine, settings_of
 from cdrlog.cli_read import export, rejected, stats
+from cdrlog.cli_rebuild import rebuild_command
 from cdrlog.cli_simulate import simulate
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import Ingestor
@@ -117,7 +118,7 @@ def agents_list(database_url: str, team: str | None) -> None:
     Console().print(table)
 
 
-for command in (simulate, export, stats, rejected):
+for command in (simulate, export, stats, rejected, rebuild_command):
     cli.add_command(command)
 
 

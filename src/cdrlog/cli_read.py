@@ -24,14 +24,14 @@ from cdrlog.report import CdrFilter, GroupBy, Sort
 from cdrlog.settings import zone_named
 
 
-def _zone(value: str) -> ZoneInfo:
+def zone_option(value: str) -> ZoneInfo:
     try:
         return zone_named(value)
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
 
 
-def _moment(text: str | None, zone: ZoneInfo) -> datetime | None:
+def moment(text: str | None, zone: ZoneInfo) -> datetime | None:
     if text is None:
         return None
     try:
@@ -45,8 +45,8 @@ def _filter(
     team: str | None, agent: str | None, start: str | None, end: str | None, zone: ZoneInfo
 ) -> CdrFilter:
     return CdrFilter(
-        start_from=_moment(start, zone),
-        start_to=_moment(end, zone),
+        start_from=moment(start, zone),
+        start_to=moment(end, zone),
         teams=(team,) if team else None,
         agentno=agent,
     )
@@ -87,7 +87,7 @@ def export(
     output: TextIO,
 ) -> None:
     """Write every CDR matching the filters, oldest first, as CSV or JSON lines."""
-    zone = _zone(tz)
+    zone = zone_option(tz)
     wanted = _filter(team, agent, start, end, zone)
     engine = migrated_engine(database_url)
     reader = Reader(engine)
@@ -139,7 +139,7 @@ def stats(
     as_json: bool,
 ) -> None:
     """Calls, ASR, ACD, talk time and ring time per agent, team, day or hour."""
-    zone = _zone(tz)
+    zone = zone_option(tz)
     engine = migrated_engine(database_url)
     rows = Reader(engine).stats(_filter(team, agent, start, end, zone), GroupBy(group_by), zone)
     engine.dispose()

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from importlib.resources import files
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -100,16 +101,21 @@ def is_transient(error: DBAPIError) -> bool:
     return bool(args) and args[0] in _MYSQL_TRANSIENT
 
 
-def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run `work` in one transaction, again from the start after a deadlock or lost link."""
+def in_transaction(engine: Engine, work: Callable[[Connection], T], *, commit: bool = True) -> T:
+    """Run `work` in one transaction, again from the start after a deadlock or lost link.
+
+    With `commit=False` the transaction is rolled back at the end: a dry run that
+    takes the same locks and sees the same data as the real one.
+    """
     writers = _SQLITE_WRITERS.get(engine)
     for attempt in range(ATTEMPTS):
         try:
-            if writers is None:
-                with engine.begin() as connection:
-                    return work(connection)
-            with writers, engine.begin() as connection:
-                return work(connection)
+            with writers or nullcontext(), engine.connect() as connection:
+                with connection.begin() as transaction:
+                    result = work(connection)
+                    if not commit:
+                        transaction.rollback()
+                return result
         except DBAPIError as error:
             if attempt == ATTEMPTS - 1 or not is_transient(error):
                 raise

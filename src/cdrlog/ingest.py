@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from cdrlog import deadletters, registry
-from cdrlog.cdr import affects_cdr, fold_call, registry_needed
+from cdrlog.cdr import Cdr, affects_cdr, fold_call, registry_needed
 from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_only
 from cdrlog.deadletters import DeadLetter
 from cdrlog.events import CallEvent, Event
@@ -58,6 +58,13 @@ class Accepted:
     event: Event
     fields: Mapping[str, str]
     fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refolded:
+    """What a refold wrote: per call, the CDR before (None: new) and after."""
+
+    changes: list[tuple[CallKey, Cdr | None, Cdr]]
 
 
 class Outcome(StrEnum):
@@ -105,7 +112,7 @@ class Ingestor:
         now = self.clock()
         if calls:
             # Lock first: journal inserts and folds then run one transaction per call.
-            self._lock(connection, calls)
+            self.lock(connection, calls)
         outcomes = self._journal(connection, batch, now)
         stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
         facts = [fact for event in stored if (fact := registry.fact_of(event)) is not None]
@@ -116,7 +123,8 @@ class Ingestor:
             self.refold(connection, changed, now)
         return outcomes
 
-    def _lock(self, connection: Connection, calls: Sequence[CallKey]) -> None:
+    def lock(self, connection: Connection, calls: Sequence[CallKey]) -> None:
+        """Take these calls' locks, in key order (the caller sorted `calls`)."""
         locked = connection.execute(
             select(call_session.c.id)
             .where(pairs_in(call_session.c.orgidentity, call_session.c.sessionid, calls))
@@ -134,7 +142,7 @@ class Ingestor:
         self._ensure_sessions(ordered)
 
         def work(connection: Connection) -> None:
-            self._lock(connection, ordered)
+            self.lock(connection, ordered)
             self.refold(connection, ordered, self.clock())
 
         in_transaction(self.engine, work)
@@ -180,16 +188,17 @@ class Ingestor:
             connection.execute(self._insert_event, rows)
         return outcomes
 
-    def refold(self, connection: Connection, calls: Sequence[CallKey], now: datetime) -> None:
-        """Rewrite these calls' CDRs from their journal; the caller holds their locks."""
-        events: dict[CallKey, list[CallEvent]] = defaultdict(list)
-        for row in connection.execute(
-            select(call_event).where(
-                pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
-                call_event.c.calltype.is_not(None),
-            )
-        ):
-            events[(row.orgidentity, row.sessionid)].append(call_event_from_row(row))
+    def refold(
+        self,
+        connection: Connection,
+        calls: Sequence[CallKey],
+        now: datetime,
+        events: Mapping[CallKey, list[CallEvent]] | None = None,
+    ) -> Refolded:
+        """Rewrite these calls' CDRs from their journal (or from `events`, when the
+        caller has read and re-parsed it); the caller holds the calls' locks."""
+        if events is None:
+            events = self.journal_of(connection, calls)
         existing = {
             (row.orgidentity, row.diallogid): row
             for row in connection.execute(
@@ -199,14 +208,21 @@ class Ingestor:
         phones = self._phones(connection, events)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
+        changes: list[tuple[CallKey, Cdr | None, Cdr]] = []
         for key in calls:
-            record = fold_call(events[key], phones.get(key[0], {}), now - self.max_call_length)
+            record = fold_call(
+                events.get(key, []), phones.get(key[0], {}), now - self.max_call_length
+            )
             old = existing.get(key)
             if record is None:
                 continue
+            before = None if old is None else cdr_from_row(old)
+            if before == record:
+                continue
+            changes.append((key, before, record))
             if old is None:
                 inserts.append(cdr_values(record) | {"created_at": now, "updated_at": now})
-            elif cdr_from_row(old) != record:
+            else:
                 updates.append(cdr_values(record) | {"row_id": old.id, "updated_at": now})
         if inserts:
             connection.execute(cdr.insert(), inserts)
@@ -214,6 +230,21 @@ class Ingestor:
             columns: dict[str, Any] = {n: bindparam(n) for n in updates[0] if n != "row_id"}
             statement = update(cdr).where(cdr.c.id == bindparam("row_id")).values(columns)
             connection.execute(statement, updates)
+        return Refolded(changes)
+
+    def journal_of(
+        self, connection: Connection, calls: Sequence[CallKey]
+    ) -> dict[CallKey, list[CallEvent]]:
+        """The journaled call events of these calls, as parsed when they arrived."""
+        events: dict[CallKey, list[CallEvent]] = defaultdict(list)
+        for row in connection.execute(
+            select(call_event).where(
+                pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
+                call_event.c.calltype.is_not(None),
+            )
+        ):
+            events[(row.orgidentity, row.sessionid)].append(call_event_from_row(row))
+        return events
 
     def _phones(
         self, connection: Connection, events: Mapping[CallKey, list[CallEvent]]
