@@ -7,10 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +21,10 @@ from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
+from cdrlog.spool import Spool, SpoolUnavailable
 
 log = logging.getLogger(__name__)
+DRAIN_EVERY = 1.0
 
 
 def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -29,17 +32,30 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     engine = engine if engine is not None else make_engine(settings.database_url)
 
     ingestor = Ingestor(engine, clock, timedelta(minutes=settings.max_call_minutes))
+    spool = Spool(settings.spool_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # SQLite has one writer at a time: one writer thread gathers the biggest batches.
         writers = 1 if engine.dialect.name == "sqlite" else settings.writers
-        app.state.batcher = Batcher(ingestor, writers=writers, max_batch=settings.max_batch)
-        closer = asyncio.create_task(_close_stale_calls(ingestor, settings.timeout_check_seconds))
+        batcher = Batcher(
+            ingestor,
+            writers=writers,
+            max_batch=settings.max_batch,
+            spool=spool,
+            recheck=app.state.receiver.check,
+        )
+        app.state.batcher = batcher
+        tasks = [
+            asyncio.create_task(_close_stale_calls(ingestor, settings.timeout_check_seconds)),
+            asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),
+        ]
         yield
-        closer.cancel()
+        for task in tasks:
+            task.cancel()
         # Requests in flight have been answered by now; store what is still queued.
-        app.state.batcher.close()
+        batcher.close()
+        spool.close()
         engine.dispose()
 
     app = FastAPI(
@@ -62,19 +78,31 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(DataError, _value_refused)
+    app.add_exception_handler(SpoolUnavailable, _database_unavailable)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="The database answers")
-    def readyz() -> JSONResponse:
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Whether events go straight to the database, or wait in the spool",
+    )
+    def readyz() -> dict[str, Any]:
+        # Degraded is still ready: events are accepted (into the spool) all the same.
         try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            ingestor.ping()
+            database = "up"
         except DBAPIError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            database = "unreachable"
+        depth = spool.depth()
+        ready = database == "up" and depth == 0
+        return {
+            "status": "ready" if ready else "degraded",
+            "database": database,
+            "spool_depth": depth,
+        }
 
     return app
 
@@ -90,6 +118,17 @@ async def _close_stale_calls(ingestor: Ingestor, every: float) -> None:
             continue
         if closed:
             log.info("closed %d calls without a hangup as timeout", closed)
+
+
+async def _drain_spool(batcher: Batcher, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            drained = await run_in_threadpool(batcher.drain)
+        except (OperationalError, InterfaceError):
+            continue  # still away; the events wait on disk
+        if drained:
+            log.info("stored %d spooled events", drained)
 
 
 async def _value_refused(request: Request, error: Exception) -> JSONResponse:

@@ -4,19 +4,28 @@ Each request hands its event to a writer thread and waits for that event's own
 commit, so "200 means durable" holds per event. A writer takes everything queued when
 it wakes, up to `max_batch`, and never waits for company: a lone event under light
 load is committed at once, while under load one commit (one fsync) serves many.
+
+When the database cannot be reached, batches go to the spool instead (fsynced: still
+durable) until a drain has emptied it and the database answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from cdrlog.deadletters import DeadLetter
+from cdrlog.events import Rejection
 from cdrlog.ingest import Accepted, Ingestor, Outcome
+from cdrlog.spool import Spool, SpooledEvent, SpoolUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +39,25 @@ class _Pending:
 _STOP = None
 
 
+Recheck = Callable[[str, dict[str, str]], Accepted | Rejection]
+
+
 class Batcher:
-    def __init__(self, ingestor: Ingestor, *, writers: int = 4, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        *,
+        writers: int = 4,
+        max_batch: int = 256,
+        spool: Spool | None = None,
+        recheck: Recheck | None = None,
+    ) -> None:
         self.ingestor = ingestor
         self.max_batch = max_batch
+        self.spool = spool
+        self.recheck = recheck
+        # Set while the database is away: batches go straight to the spool meanwhile.
+        self.degraded = threading.Event()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._write, name=f"cdrlog-writer-{n}", daemon=True)
@@ -73,8 +97,20 @@ class Batcher:
             self._commit(batch)
 
     def _commit(self, batch: Sequence[_Pending]) -> None:
+        if self.spool is not None and self.degraded.is_set():
+            self._spool(batch, self.spool)
+            return
         try:
             outcomes = self.ingestor.ingest_many([p.accepted for p in batch])
+        except (OperationalError, InterfaceError) as error:
+            if self.spool is None:
+                for pending in batch:
+                    pending.done.set_exception(error)
+                return
+            log.warning("database unreachable (%s); spooling until it is back", error)
+            self.degraded.set()
+            self._spool(batch, self.spool)
+            return
         except Exception as error:
             if len(batch) == 1:
                 batch[0].done.set_exception(error)
@@ -88,3 +124,44 @@ class Batcher:
             return
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.done.set_result(outcome)
+
+    def _spool(self, batch: Sequence[_Pending], spool: Spool) -> None:
+        try:
+            spool.append([p.accepted for p in batch])
+        except SpoolUnavailable as error:
+            for pending in batch:
+                pending.done.set_exception(error)
+            return
+        for pending in batch:
+            pending.done.set_result(Outcome.SPOOLED)
+
+    def drain(self) -> int:
+        """Store what the spool holds; clears `degraded` once it is empty and the
+        database answers. Raises the database's error while it is still away."""
+        if self.spool is None:
+            return 0
+        drained = self.spool.drain(self._store_spooled)
+        if self.degraded.is_set():
+            self.ingestor.ping()
+            if self.spool.depth() == 0:
+                self.degraded.clear()
+                log.warning("database back; the spool is drained")
+        return drained
+
+    def _store_spooled(self, events: list[SpooledEvent]) -> None:
+        if self.recheck is None:  # pragma: no cover - create_app always passes one
+            raise RuntimeError("a spool needs a recheck function")
+        checked = [self.recheck(event.team, event.fields) for event in events]
+        accepted = [one for one in checked if isinstance(one, Accepted)]
+        for event, one in zip(events, checked, strict=True):
+            if isinstance(one, Rejection):
+                # Accepted before, refused now (a setting changed): keep it for an operator.
+                self.ingestor.dead_letter(_spooled_letter(event, one))
+        if accepted:
+            self.ingestor.ingest_many(accepted)
+
+
+def _spooled_letter(event: SpooledEvent, rejection: Rejection) -> DeadLetter:
+    body = json.dumps(event.fields, ensure_ascii=True).encode()
+    path = f"/astercc/{event.team}/events"
+    return DeadLetter(path, event.team, "application/json", None, body, False, rejection.as_dict())

@@ -59,6 +59,14 @@ def cli() -> None:
     type=int,
     help="A call with no hangup this long after it started is closed as timeout.",
 )
+@click.option(
+    "--spool-dir",
+    envvar="CDRLOG_SPOOL_DIR",
+    default="cdrlog-spool",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where events wait, on disk, while the database is unreachable.",
+)
 def serve(database_url: str, **options: Any) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
     settings = settings_of(database_url=database_url, **options)

@@ -28,6 +28,7 @@ T = TypeVar("T")
 _MYSQL_TRANSIENT = frozenset({1205, 1213})
 _POSTGRES_TRANSIENT = frozenset({"40P01", "40001"})
 ATTEMPTS = 12
+CONNECT_TIMEOUT = 5
 
 # SQLite has one writer at a time. Threads of one process queue here, in order, instead of
 # in SQLite's busy handler, which polls with growing sleeps and so adds seconds of latency.
@@ -59,8 +60,11 @@ def make_engine(url: str) -> Engine:
         # guarantees the fold sees every event committed before the lock was granted.
         "isolation_level": "READ COMMITTED",
     }
+    # Fail fast when the server is away: the receiver then spools instead of waiting.
     if backend in ("mysql", "mariadb"):
-        options["connect_args"] = {"charset": "utf8mb4"}
+        options["connect_args"] = {"charset": "utf8mb4", "connect_timeout": CONNECT_TIMEOUT}
+    else:
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return create_engine(parsed, **options)
 
 

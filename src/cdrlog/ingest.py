@@ -70,6 +70,7 @@ class Refolded:
 class Outcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
+    SPOOLED = "spooled"  # kept on local disk while the database is away
 
 
 def call_of(event: Event) -> CallKey | None:
@@ -270,6 +271,11 @@ class Ingestor:
             now = self.clock()
             rows = [{"orgidentity": t, "sessionid": s, "created_at": now} for t, s in missing]
             in_transaction(self.engine, lambda c: c.execute(self._insert_session, rows))
+
+    def ping(self) -> None:
+        """Raises unless the database answers."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
 
     def set_agent(self, team: str, agentno: str, phone: str) -> None:
         """Bind an agent to a phone by hand; a later login still overrides it."""

@@ -147,7 +147,7 @@ def retry(receiver: Receiver, letter: dict[str, Any]) -> schemas.RetryOut:
             duplicate=0,
             errors={"body": decoded.message},
         )
-    counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0}
+    counts = dict.fromkeys(Outcome, 0)
     errors: dict[str, Any] = {}
     for index, item in enumerate(decoded.items):
         outcome = receiver.process(letter["orgidentity"], item)
@@ -192,7 +192,7 @@ async def _batch(
     receiver: Receiver, request: Request, team: str | None, decoded: Decoded
 ) -> JSONResponse:
     """Every good item is stored even when others are refused; the answer lists both."""
-    counts = {Outcome.STORED: 0, Outcome.DUPLICATE: 0}
+    counts = dict.fromkeys(Outcome, 0)
     refused: list[dict[str, Any]] = []
     outcomes = await receiver.store(request, team, decoded.items)
     for index, outcome in enumerate(outcomes):
@@ -207,6 +207,7 @@ async def _batch(
         "status": "rejected" if refused else "stored",
         "stored": counts[Outcome.STORED],
         "duplicate": counts[Outcome.DUPLICATE],
+        "spooled": counts[Outcome.SPOOLED],
         "rejected": refused,
     }
     return JSONResponse(answer, status_code=400 if refused else 200)

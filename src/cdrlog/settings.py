@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
         240, ge=1, le=7 * 24 * 60, description="a call with no hangup after this is a timeout"
     )
     timeout_check_seconds: float = Field(60.0, gt=0, description="how often to look for them")
+    spool_dir: Path = Field(
+        Path("cdrlog-spool"), description="where events wait while the database is away"
+    )
     writers: int = Field(4, ge=1, le=64, description="threads committing events (server DBs)")
     max_batch: int = Field(256, ge=1, le=10000, description="most events in one commit")
 

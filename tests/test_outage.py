@@ -1,0 +1,95 @@
+"""A database outage under load: the receiver spools, answers 2xx, and loses nothing.
+
+A TCP proxy stands between the server and MariaDB/PostgreSQL; the test cuts it while
+events are being sent and restores it a few seconds later. Every event must be
+acknowledged, the spool must be empty afterwards, and every CDR exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+
+from cdrlog.simulate import SendSettings, send_events
+from cdrlog.storage import call_event, cdr
+from cdrlog.traffic import delivery_order, generate_calls
+from conftest import Backend
+from proxy import TcpProxy, proxied
+from servers import running_server
+from test_concurrency import _as_expected
+
+CALLS = 300
+OUTAGE_SECONDS = 3.0
+DEFAULT_PORTS = {"mariadb": 3306, "postgresql": 5432}
+
+
+async def _send_through_an_outage(base: str, events: list[dict[str, str]], proxy: TcpProxy) -> int:
+    """Send everything; cut the database a third of the way in. Returns 2xx count."""
+    third = len(events) // 3
+    first = await send_events(events[:third], SendSettings(base_url=base, concurrency=16))
+    proxy.cut()
+    during = asyncio.create_task(
+        send_events(events[third : 2 * third], SendSettings(base_url=base, concurrency=16))
+    )
+    await asyncio.sleep(OUTAGE_SECONDS)
+    proxy.restore()
+    middle = await during
+    last = await send_events(events[2 * third :], SendSettings(base_url=base, concurrency=16))
+    return first.accepted + middle.accepted + last.accepted
+
+
+def _drained(base: str, timeout: float) -> float:
+    """Seconds until /readyz says the spool is empty and the database is up."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        state = httpx.get(f"{base}/readyz", timeout=5).json()
+        if state["status"] == "ready":
+            return time.monotonic() - began
+        time.sleep(0.2)
+    raise AssertionError(f"the spool did not drain in {timeout} s: {state}")
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"], indirect=True)
+def test_an_outage_under_load_loses_nothing(
+    backend: Backend, engine: Engine, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    rng = random.Random(44)
+    calls = generate_calls(rng, datetime(2026, 11, 26, 9, 0, tzinfo=UTC), calls=CALLS, teams=2)
+    events = [d.event for d in delivery_order(calls, rng, duplicate_ratio=0.2, shuffle_ratio=1)]
+    url = make_url(backend.url)
+    spool = tmp_path / "spool"
+    port = url.port or DEFAULT_PORTS[backend.name]
+    with proxied(url.host or "127.0.0.1", port) as proxy:
+        through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        extra = ["--spool-dir", str(spool)]
+        with running_server(through, tmp_path / "server.log", extra) as base:
+            acknowledged = asyncio.run(_send_through_an_outage(base, events, proxy))
+            spooled_files = list(spool.glob("spool-*.jsonl"))
+            drain_seconds = _drained(base, timeout=60)
+    record_property("drain_seconds", round(drain_seconds, 2))
+    print(
+        f"outage: sent {len(events)}, acknowledged {acknowledged}, drained in {drain_seconds:.1f} s"
+    )
+    assert acknowledged == len(events)
+    assert spooled_files, "the outage never reached the spool"
+    assert list(spool.glob("spool-*.jsonl")) == []
+    with engine.connect() as connection:
+        journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()
+        rows = connection.execute(select(cdr)).all()
+    assert journaled == sum(len(call.events) for call in calls)
+    stored = {(row.orgidentity, row.diallogid): _as_expected(row) for row in rows}
+    assert len(rows) == CALLS
+    assert [
+        c.expected
+        for c in calls
+        if stored.get((c.expected.team, c.expected.diallogid)) != c.expected
+    ] == []
