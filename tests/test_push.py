@@ -309,9 +309,21 @@ def test_json_batch_answers_with_counts(client: TestClient, engine: Engine) -> N
     again = post_json(client, [SEED_CALL[2], SEED_CALL[0]])
 
     assert first.status_code == 200
-    assert first.json() == {"status": "stored", "stored": 3, "duplicate": 0, "rejected": []}
+    assert first.json() == {
+        "status": "stored",
+        "stored": 3,
+        "duplicate": 0,
+        "spooled": 0,
+        "rejected": [],
+    }
     assert again.status_code == 200
-    assert again.json() == {"status": "stored", "stored": 0, "duplicate": 2, "rejected": []}
+    assert again.json() == {
+        "status": "stored",
+        "stored": 0,
+        "duplicate": 2,
+        "spooled": 0,
+        "rejected": [],
+    }
     assert cdr_fields(only_cdr(engine), SEED_CDR) == SEED_CDR
 
 
@@ -521,14 +533,16 @@ def test_readyz(client: TestClient) -> None:
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+    assert response.json() == {"status": "ready", "database": "up", "spool_depth": 0}
 
 
-def test_readyz_is_503_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+def test_readyz_is_degraded_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+    # Still 200: events are accepted all the same, into the spool.
     url = f"sqlite:///{tmp_path / 'missing-dir' / 'cdrlog.db'}"
+    settings = Settings(database_url=url, spool_dir=tmp_path / "spool")
 
-    with TestClient(create_app(Settings(database_url=url))) as unready:
+    with TestClient(create_app(settings)) as unready:
         response = unready.get("/readyz")
 
-    assert response.status_code == 503
-    assert response.json() == {"status": "unavailable"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded", "database": "unreachable", "spool_depth": 0}
