@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cdrlog import schemas
+from cdrlog.auth import reader_scope
 from cdrlog.exports import CDR_COLUMNS, csv_lines, jsonl_lines, shown
 from cdrlog.reader import EventFilter, Reader
 from cdrlog.report import CdrFilter, Cursor, GroupBy, NumberMatch, Sort
 from cdrlog.rules import Disposition, Status
-from cdrlog.scope import Scope, reader_scope
+from cdrlog.scope import Scope
 from cdrlog.settings import Settings, zone_named
 
 router = APIRouter(prefix="/api/v1")

@@ -15,10 +15,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from cdrlog import __version__, api, dashboard, docs, push
+from cdrlog import __version__, api, dashboard, docs, push, session
+from cdrlog.auth import TokenStore
 from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
+from cdrlog.limits import Buckets, RedactTokens, guard
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 from cdrlog.spool import Spool, SpoolUnavailable
@@ -68,12 +70,19 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.tokens = TokenStore(engine, clock, settings.token_cache_seconds)
+    app.state.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
+    app.middleware("http")(guard(Buckets(settings.rate_per_second, settings.rate_burst)))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
     app.state.receiver = push.Receiver(settings=settings, ingestor=ingestor)
     app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
+    app.include_router(session.router)
     dashboard.mount_static(app)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)

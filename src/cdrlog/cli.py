@@ -11,12 +11,14 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
+from cdrlog.auth import TokenStore
 from cdrlog.cli_options import database_option, migrated_engine, settings_of
 from cdrlog.cli_read import export, rejected, stats
 from cdrlog.cli_rebuild import rebuild_command
 from cdrlog.cli_simulate import simulate
+from cdrlog.cli_tokens import refuse_open_network, token
 from cdrlog.database import make_engine, upgrade
-from cdrlog.ingest import Ingestor
+from cdrlog.ingest import Ingestor, utc_now
 
 
 @click.group()
@@ -67,10 +69,17 @@ def cli() -> None:
     type=click.Path(file_okay=False),
     help="Where events wait, on disk, while the database is unreachable.",
 )
-def serve(database_url: str, **options: Any) -> None:
+@click.option(
+    "--allow-open",
+    is_flag=True,
+    help="Listen beyond loopback even with no token (only on a trusted network).",
+)
+def serve(database_url: str, allow_open: bool, **options: Any) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
     settings = settings_of(database_url=database_url, **options)
     engine = migrated_engine(settings.database_url)
+    tokens = TokenStore(engine, utc_now)
+    refuse_open_network(settings.host, tokens.any_active(), allow_open)
     app = create_app(settings, engine)
     click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
@@ -126,7 +135,7 @@ def agents_list(database_url: str, team: str | None) -> None:
     Console().print(table)
 
 
-for command in (simulate, export, stats, rejected, rebuild_command):
+for command in (simulate, export, stats, rejected, rebuild_command, token):
     cli.add_command(command)
 
 

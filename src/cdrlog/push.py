@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from python_multipart import parse_form
 from python_multipart.exceptions import FormParserError
@@ -23,6 +23,7 @@ from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
 
 from cdrlog import schemas
+from cdrlog.auth import admin_only, pushable_team
 from cdrlog.batcher import Batcher
 from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
 from cdrlog.events import FieldError, Rejection, fingerprint, parse_event
@@ -115,7 +116,8 @@ async def push_any(request: Request) -> JSONResponse:
     "/api/v1/rejected/{letter_id}/retry",
     tags=["operators"],
     response_model=schemas.RetryOut,
-    summary="Run a dead letter through the receiver again (after a fix)",
+    summary="Run a dead letter through the receiver again (after a fix; admin)",
+    dependencies=[Depends(admin_only)],
     responses={404: {"description": "no such dead letter"}, 409: {"description": "cannot retry"}},
 )
 def retry_rejected(
@@ -165,10 +167,15 @@ def retry(receiver: Receiver, letter: dict[str, Any]) -> schemas.RetryOut:
     )
 
 
-async def receive(request: Request, team: str | None) -> JSONResponse:
+async def receive(request: Request, url_team: str | None) -> JSONResponse:
+    team = pushable_team(request, url_team)
     receiver: Receiver = request.app.state.receiver
     limit = receiver.settings.max_body_bytes
-    body, whole = await _read_within(request, limit)
+    try:
+        async with asyncio.timeout(receiver.settings.body_timeout_seconds):
+            body, whole = await _read_within(request, limit)
+    except TimeoutError:
+        return JSONResponse({"error": "the body took too long to arrive"}, status_code=408)
     if not whole or len(body) > limit:
         reason = {"body": f"is larger than {limit} bytes"}
         kept = body[:KEPT_OF_OVERSIZE]
@@ -180,6 +187,12 @@ async def receive(request: Request, team: str | None) -> JSONResponse:
         letter_id = await _dead_letter(receiver, request, team, body, {"body": decoded.message})
         return _rejected({"body": decoded.message}, letter_id)
     if decoded.batch:
+        most = receiver.settings.max_batch_events
+        if len(decoded.items) > most:
+            return JSONResponse(
+                {"error": f"a batch of {len(decoded.items)} events; at most {most}"},
+                status_code=413,
+            )
         return await _batch(receiver, request, team, decoded)
     [outcome] = await receiver.store(request, team, decoded.items)
     if isinstance(outcome, Rejection):

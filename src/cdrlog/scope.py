@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
-
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -20,8 +18,3 @@ class Scope:
         if self.teams is None or team in self.teams:
             return (team,)
         return ()
-
-
-def reader_scope(request: Request) -> Scope:
-    scope: Scope = getattr(request.state, "scope", Scope(None))
-    return scope

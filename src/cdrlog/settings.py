@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(
         Path("cdrlog-spool"), description="where events wait while the database is away"
     )
+    max_batch_events: int = Field(1000, ge=1, description="most events in one JSON batch")
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a client slower than this to send its body gets 408"
+    )
+    rate_per_second: float = Field(
+        2000.0, gt=0, description="requests per second per client address and per token"
+    )
+    rate_burst: float = Field(4000.0, ge=1, description="requests allowed in a burst")
+    token_cache_seconds: float = Field(
+        2.0, ge=0, description="how long a token check is remembered (revocation delay)"
+    )
     writers: int = Field(4, ge=1, le=64, description="threads committing events (server DBs)")
     max_batch: int = Field(256, ge=1, le=10000, description="most events in one commit")
 

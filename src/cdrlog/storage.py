@@ -164,6 +164,22 @@ dead_letter = Table(
 )
 
 
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("shown_as", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("orgidentity", String(64)),
+    Column("note", String(255)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    UniqueConstraint("token_hash", name="uq_api_token_hash"),
+    **TABLE_OPTIONS,
+)
+
+
 def pairs_in(
     first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[str, str]]
 ) -> ColumnElement[bool]:
