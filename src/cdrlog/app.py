@@ -10,12 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from cdrlog import __version__, api, dashboard, docs, push, session
+from cdrlog import __version__, api, dashboard, docs, metrics, push, session
 from cdrlog.auth import TokenStore
 from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
@@ -89,6 +89,12 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.add_exception_handler(DataError, _value_refused)
     app.add_exception_handler(SpoolUnavailable, _database_unavailable)
 
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    def prometheus() -> Response:
+        metrics.SPOOL_DEPTH.set(spool.depth())
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -156,3 +162,8 @@ async def _database_unavailable(request: Request, error: Exception) -> JSONRespo
         status_code=503,
         headers={"Retry-After": "1"},
     )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `serve --workers N` process, from the CDRLOG_* environment."""
+    return create_app(Settings())

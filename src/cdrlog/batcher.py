@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from cdrlog import metrics
 from cdrlog.deadletters import DeadLetter
 from cdrlog.events import Rejection
 from cdrlog.ingest import Accepted, Ingestor, Outcome
@@ -97,12 +98,14 @@ class Batcher:
             self._commit(batch)
 
     def _commit(self, batch: Sequence[_Pending]) -> None:
+        metrics.BATCH_SIZE.observe(len(batch))
         if self.spool is not None and self.degraded.is_set():
             self._spool(batch, self.spool)
             return
         try:
             outcomes = self.ingestor.ingest_many([p.accepted for p in batch])
         except (OperationalError, InterfaceError) as error:
+            metrics.DATABASE_ERRORS.inc()
             if self.spool is None:
                 for pending in batch:
                     pending.done.set_exception(error)
@@ -112,6 +115,7 @@ class Batcher:
             self._spool(batch, self.spool)
             return
         except Exception as error:
+            metrics.DATABASE_ERRORS.inc()
             if len(batch) == 1:
                 batch[0].done.set_exception(error)
                 return

@@ -19,6 +19,8 @@ from cdrlog.cli_simulate import simulate
 from cdrlog.cli_tokens import refuse_open_network, token
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import Ingestor, utc_now
+from cdrlog.logs import log_config
+from cdrlog.workers import worker_environment
 
 
 @click.group()
@@ -74,15 +76,44 @@ def cli() -> None:
     is_flag=True,
     help="Listen beyond loopback even with no token (only on a trusted network).",
 )
-def serve(database_url: str, allow_open: bool, **options: Any) -> None:
+@click.option(
+    "--workers",
+    envvar="CDRLOG_WORKERS",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes on this port (each with its own writers).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line, for log collectors.",
+)
+def serve(
+    database_url: str, allow_open: bool, workers: int, log_format: str, **options: Any
+) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
     settings = settings_of(database_url=database_url, **options)
     engine = migrated_engine(settings.database_url)
-    tokens = TokenStore(engine, utc_now)
-    refuse_open_network(settings.host, tokens.any_active(), allow_open)
-    app = create_app(settings, engine)
+    refuse_open_network(settings.host, TokenStore(engine, utc_now).any_active(), allow_open)
     click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    logging = log_config(log_format)
+    if workers == 1:
+        app = create_app(settings, engine)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=logging)
+        return
+    engine.dispose()
+    with worker_environment(settings):
+        uvicorn.run(
+            "cdrlog.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=logging,
+        )
 
 
 @cli.group()

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from cdrlog import deadletters, registry
+from cdrlog import deadletters, metrics, registry
 from cdrlog.cdr import Cdr, affects_cdr, fold_call, registry_needed
 from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_only
 from cdrlog.deadletters import DeadLetter
@@ -231,6 +231,7 @@ class Ingestor:
             columns: dict[str, Any] = {n: bindparam(n) for n in updates[0] if n != "row_id"}
             statement = update(cdr).where(cdr.c.id == bindparam("row_id")).values(columns)
             connection.execute(statement, updates)
+        metrics.record_cdr_changes([(before, after) for _, before, after in changes])
         return Refolded(changes)
 
     def journal_of(

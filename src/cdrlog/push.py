@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
 
-from cdrlog import schemas
+from cdrlog import metrics, schemas
 from cdrlog.auth import admin_only, pushable_team
 from cdrlog.batcher import Batcher
 from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
@@ -79,6 +80,7 @@ class Receiver:
         """Check and store a body's events together; each outcome once it is committed."""
         checked = [self.check(team, item) for item in items]
         batcher: Batcher | None = getattr(request.app.state, "batcher", None)
+        began = time.perf_counter()
 
         async def stored(one: Accepted | Rejection) -> Outcome | Rejection:
             if isinstance(one, Rejection):
@@ -87,7 +89,16 @@ class Receiver:
                 return await run_in_threadpool(self.ingestor.ingest, one)
             return await batcher.store(one)
 
-        return list(await asyncio.gather(*(stored(one) for one in checked)))
+        outcomes = list(await asyncio.gather(*(stored(one) for one in checked)))
+        metrics.INGEST_SECONDS.observe(time.perf_counter() - began)
+        for item, outcome in zip(items, outcomes, strict=True):
+            kind = metrics.event_label(item.get("event") if isinstance(item, dict) else None)
+            metrics.EVENTS_RECEIVED.labels(kind).inc()
+            if isinstance(outcome, Rejection):
+                metrics.EVENTS_REJECTED.inc()
+            else:
+                metrics.EVENTS_STORED.labels(kind, outcome.value).inc()
+        return outcomes
 
 
 @router.post(
@@ -184,6 +195,7 @@ async def receive(request: Request, url_team: str | None) -> JSONResponse:
         return JSONResponse({"error": "body too large", "limit_bytes": limit}, status_code=413)
     decoded = receiver.decode(body, request.headers.get("content-type"))
     if isinstance(decoded, BodyError):
+        metrics.EVENTS_REJECTED.inc()
         letter_id = await _dead_letter(receiver, request, team, body, {"body": decoded.message})
         return _rejected({"body": decoded.message}, letter_id)
     if decoded.batch:

@@ -1,0 +1,30 @@
+"""Settings and metrics for `cdrlog serve --workers N`: each worker process builds its
+app from the environment the parent prepares."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cdrlog.settings import Settings
+
+
+@contextmanager
+def worker_environment(settings: Settings) -> Iterator[None]:
+    """CDRLOG_* variables carrying `settings`, and a fresh directory where the workers'
+    Prometheus metrics meet (a stale one would add old counts)."""
+    metrics = tempfile.mkdtemp(prefix="cdrlog-metrics-")
+    saved = dict(os.environ)
+    os.environ.update(
+        {f"CDRLOG_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(metrics, ignore_errors=True)
