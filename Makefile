@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test check lint format install install-test browser clean
+.PHONY: run test check lint format install install-test system-tools clean
 
 $(BIN)/cdrlog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(VENV)/.test-deps: $(BIN)/cdrlog
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-browser:
-	@scripts/ensure-chromium
+system-tools:
+	@scripts/ensure-system-tools
 
 install: $(BIN)/cdrlog
 
@@ -27,7 +27,7 @@ install-test: $(VENV)/.test-deps
 run: install
 	$(BIN)/cdrlog serve --host $(HOST) --port $(PORT)
 
-test: install-test browser
+test: install-test system-tools
 	$(BIN)/pytest
 
 lint: install-test
