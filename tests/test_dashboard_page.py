@@ -33,6 +33,7 @@ class PageParts(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__()
+        self.inputs: dict[str, dict[str, str]] = {}
         self.assets: list[str] = []
         self.module_scripts: list[str] = []
         self.inline_scripts: list[str] = []
@@ -56,6 +57,8 @@ class PageParts(HTMLParser):
         self.handlers += [f"<{tag} {name}=...>" for name in values if name.startswith("on")]
         if "data-testid" in values:
             self.test_ids.add(values["data-testid"])
+        if tag == "input" and "id" in values:
+            self.inputs[values["id"]] = values
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
@@ -186,3 +189,14 @@ def test_the_scripts_never_write_markup() -> None:
             text = path.read_text(encoding="utf-8")
             assert not re.search(r"\b(innerHTML|outerHTML|insertAdjacentHTML)\b", text), path.name
             assert "document.write" not in text, path.name
+
+
+def test_the_sign_in_field_hides_the_token_and_cannot_put_it_in_an_address(
+    page: PageParts,
+) -> None:
+    field = page.inputs["signin-token"]
+    assert field["type"] == "password"
+    assert field.get("autocomplete") == "off"
+    # Without a name, even a form submitted without the script (a GET to the page
+    # itself) carries no token into the address bar, the history or an access log.
+    assert "name" not in field

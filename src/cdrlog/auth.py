@@ -9,6 +9,7 @@ team) or an admin token. A token comes as `Authorization: Bearer ...`, as `?toke
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import threading
 import time
@@ -23,6 +24,7 @@ from cdrlog.database import in_transaction, read_only
 from cdrlog.ingest import Clock
 from cdrlog.limits import Buckets
 from cdrlog.scope import Scope
+from cdrlog.settings import Settings
 from cdrlog.storage import api_token
 from cdrlog.tokens import Grant, TokenScope, digest, new_token, same_digest, shown_prefix
 
@@ -142,7 +144,14 @@ def required_grant(request: Request) -> Grant | None:
     """The request's grant; None when the service is open. 401 without a valid token."""
     store = _store(request)
     if not store.any_active():
-        return None
+        if _may_be_open(request):
+            return None
+        raise HTTPException(
+            401,
+            "no token exists and this service is not on loopback only: create one with "
+            "`cdrlog token create`",
+            {"WWW-Authenticate": "Bearer"},
+        )
     token, from_cookie = presented(request)
     if not token:
         raise HTTPException(401, "a token is required", {"WWW-Authenticate": "Bearer"})
@@ -190,6 +199,40 @@ def pushable_team(request: Request, team: str | None) -> str | None:
     if not found.may_push(team):
         raise HTTPException(403, f"this token may not push events for team {team!r}")
     return team
+
+
+def _may_be_open(request: Request) -> bool:
+    """Without tokens, only loopback is served (unless the operator allowed more): the
+    bind address, and the client as a reverse proxy reports it."""
+    settings: Settings = request.app.state.settings
+    if settings.allow_open:
+        return True
+    client = request.client.host if request.client else ""
+    return is_loopback(settings.host) and (is_loopback(client) or not _is_address(client))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(host: str) -> bool:
+    """In-process callers (tests, ASGI embedding) have a name, not an address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_csrf(request: Request) -> None:
+    """Cookie-authenticated changes must echo the readable CSRF cookie in a header."""
+    if request.cookies.get(SESSION_COOKIE):
+        _check_csrf(request)
 
 
 def _check_csrf(request: Request) -> None:

@@ -95,7 +95,7 @@ def serve(
     database_url: str, allow_open: bool, workers: int, log_format: str, **options: Any
 ) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
-    settings = settings_of(database_url=database_url, **options)
+    settings = settings_of(database_url=database_url, allow_open=allow_open, **options)
     engine = migrated_engine(settings.database_url)
     refuse_open_network(settings.host, TokenStore(engine, utc_now).any_active(), allow_open)
     click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")

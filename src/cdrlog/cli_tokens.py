@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 from rich.console import Console
 from rich.table import Table
 
-from cdrlog.auth import TokenStore
+from cdrlog.auth import TokenStore, is_loopback
 from cdrlog.cli_options import database_option, migrated_engine
 from cdrlog.ingest import utc_now
 from cdrlog.tokens import TokenScope
@@ -78,7 +76,7 @@ def token_revoke(database_url: str, token_id: int) -> None:
 
 def refuse_open_network(host: str, has_tokens: bool, allow_open: bool) -> None:
     """Without tokens, anyone who reaches the port could inject or read calls."""
-    if has_tokens or allow_open or _loopback(host):
+    if has_tokens or allow_open or is_loopback(host):
         return
     raise click.ClickException(
         f"refusing to listen on {host} without any token: anyone on the network could push "
@@ -87,12 +85,3 @@ def refuse_open_network(host: str, has_tokens: bool, allow_open: bool) -> None:
         "  cdrlog token create --scope push --team TEAM --db URL\n"
         "or pass --allow-open if this network is trusted."
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

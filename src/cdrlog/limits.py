@@ -25,7 +25,9 @@ DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
-TOKEN_IN_QUERY = re.compile(r"(?i)([?&]token=)[^&\s]*")
+# `token`, however its letters are percent-encoded (the server decodes the name).
+TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:t|%74)(?:o|%6f)(?:k|%6b)(?:e|%65)(?:n|%6e)=)[^&\s]*")
+MAX_KEYS = 100_000
 
 
 class Buckets:
@@ -42,14 +44,14 @@ class Buckets:
         """0 if allowed; else the seconds to wait before the next request would be."""
         now = self.clock()
         with self._lock:
+            if len(self._levels) >= MAX_KEYS and key not in self._levels:
+                self._levels.clear()  # many one-off addresses must not grow memory
             level, then = self._levels.get(key, (self.burst, now))
             level = min(self.burst, level + (now - then) * self.rate)
             if level >= 1:
                 self._levels[key] = (level - 1, now)
                 return 0.0
             self._levels[key] = (level, now)
-            if len(self._levels) > 100_000:
-                self._levels.clear()  # many one-off addresses must not grow memory
             return (1 - level) / self.rate
 
 

@@ -16,7 +16,8 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -25,13 +26,16 @@ from sqlalchemy.exc import DataError
 from cdrlog.bodies import BYTE_ORDER_MARK, BodyError, Decoded
 from cdrlog.events import FieldError, Rejection
 from cdrlog.ingest import Accepted, DeadLetter, Outcome
-from cdrlog.push import Receiver
+from cdrlog.push import KEPT_OF_OVERSIZE, Receiver
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 # The keys every line of `cdrlog rejected export` has; no push event carries all four.
 DEAD_LETTER_KEYS = frozenset({"body", "path", "reason", "truncated"})
 DEFAULT_BATCH = 500
+# A line may be this many times the push URL's body limit: a dead-letter line carries
+# its body twice (as text and as base64), escaped. The body itself must be in the limit.
+LINE_ALLOWANCE = 8
 SHOWN_REFUSALS = 10
 
 Source = tuple[str, IO[bytes]]
@@ -110,30 +114,27 @@ def _dead_letter(text: bytes) -> dict[str, Any] | None:
 
 
 def _letter_body(letter: Mapping[str, Any], team: str | None) -> Body | Rejection:
-    """The dead letter's body: its exact bytes (`body_base64`), unless `body` was edited
-    by hand after the export (then the edited text)."""
-    own_team = letter.get("orgidentity")
-    if not isinstance(own_team, str | None):
-        return _refused("orgidentity", "must be a string or null")
-    if own_team is not None and team is not None and own_team != team:
-        return _refused("orgidentity", f"the dead letter is of team {own_team!r}, not {team!r}")
+    """The dead letter's body, content type and team (its own, else `team`)."""
+    names = ("orgidentity", "body", "body_base64", "content_type")
+    own, text, encoded, kind = (letter.get(name) for name in names)
+    if not isinstance(text, str) or not all(
+        isinstance(v, str | None) for v in (own, encoded, kind)
+    ):
+        return _refused("body", "must be text; orgidentity, body_base64, content_type text or null")
+    if own is not None and team is not None and own != team:
+        return _refused("orgidentity", f"the dead letter is of team {own!r}, not {team!r}")
     if letter["truncated"]:
         return _refused("body", "only the start of this body was kept; it cannot be replayed")
-    text, encoded = letter["body"], letter.get("body_base64")
-    if not isinstance(text, str) or not isinstance(encoded, str | None):
-        return _refused("body", "body and body_base64 must be strings")
     data = text.encode("utf-8")
     if encoded is not None:
         try:
             exact = base64.b64decode(encoded, validate=True)
         except binascii.Error:
             return _refused("body_base64", "is not valid base64")
+        # The exact bytes as sent, unless `body` was edited by hand after the export.
         if exact.decode("utf-8", errors="replace") == text:
             data = exact
-    content_type = letter.get("content_type")
-    if not isinstance(content_type, str | None):
-        return _refused("content_type", "must be a string or null")
-    return Body(data, content_type, own_team if own_team is not None else team)
+    return Body(data, kind, own if own is not None else team)
 
 
 def _refused(name: str, message: str) -> Rejection:
@@ -149,9 +150,10 @@ class _Pending:
 class Replayer:
     """Replays sources through `receiver`, `batch` accepted events per transaction.
 
-    With `keep_refused`, every refused body or event is also kept as a dead letter (path
-    `replay:FILE:LINE`), as the push URL would keep it; a line that is not a push body at
-    all (a broken or truncated dead-letter line) is only reported.
+    A body larger than the push URL's limit is refused, as the push URL refuses it. With
+    `keep_refused`, every refused body or event is also kept as a dead letter (path
+    `replay:FILE:LINE`), as the push URL would keep it; a line that is not a push body
+    (a broken dead-letter line, or one too long to read) is only reported.
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class Replayer:
         self.team = team
         self.batch = batch
         self.keep_refused = keep_refused
+        self._line_cap = LINE_ALLOWANCE * receiver.settings.max_body_bytes
         self._pending: list[_Pending] = []
 
     def replay(
@@ -180,8 +183,8 @@ class Replayer:
         began = time.perf_counter()
         unreported = 0
         for name, stream in sources:
-            for number, line in enumerate(stream, start=1):
-                unreported += len(line)
+            for number, line in enumerate(_lines(stream, self._line_cap), start=1):
+                unreported += line if isinstance(line, int) else len(line)
                 self._line(summary, f"{name}:{number}", line)
                 if len(self._pending) >= self.batch:
                     self._flush(summary)
@@ -194,15 +197,27 @@ class Replayer:
         summary.seconds = time.perf_counter() - began
         return summary
 
-    def _line(self, summary: ReplaySummary, where: str, line: bytes) -> None:
+    def _line(self, summary: ReplaySummary, where: str, line: bytes | int) -> None:
         summary.lines += 1
-        body = body_of(line, self.team)
+        body: Body | Rejection | None
+        if isinstance(line, int):
+            body = _refused("line", f"is longer than {self._line_cap} bytes")
+        else:
+            body = body_of(line, self.team)
+        limit = self.receiver.settings.max_body_bytes
         if body is None:
             summary.skipped += 1
-            return
-        if isinstance(body, Rejection):
+        elif isinstance(body, Rejection):
             self._refuse(summary, where, body.as_dict(), None)
-            return
+        elif len(body.data) > limit:
+            # Kept as the push URL keeps an oversized body: at most its start.
+            kept = Body(body.data[:KEPT_OF_OVERSIZE], body.content_type, body.team)
+            cut = len(body.data) > KEPT_OF_OVERSIZE
+            self._refuse(summary, where, {"body": f"is larger than {limit} bytes"}, kept, cut)
+        else:
+            self._body(summary, where, body)
+
+    def _body(self, summary: ReplaySummary, where: str, body: Body) -> None:
         decoded = self.receiver.decode(body.data, body.content_type)
         if isinstance(decoded, BodyError):
             self._refuse(summary, where, {"body": decoded.message}, body)
@@ -233,14 +248,17 @@ class Replayer:
             for one in pending:
                 self._store(summary, [one])
             return
-        for outcome in outcomes:
-            if outcome is Outcome.STORED:
-                summary.stored += 1
-            else:
-                summary.duplicate += 1
+        counted = Counter(outcomes)
+        summary.stored += counted[Outcome.STORED]
+        summary.duplicate += counted[Outcome.DUPLICATE]
 
     def _refuse(
-        self, summary: ReplaySummary, where: str, reason: Mapping[str, Any], body: Body | None
+        self,
+        summary: ReplaySummary,
+        where: str,
+        reason: Mapping[str, Any],
+        body: Body | None,
+        truncated: bool = False,
     ) -> None:
         summary.rejected += 1
         if len(summary.refusals) < SHOWN_REFUSALS:
@@ -252,11 +270,24 @@ class Replayer:
                 content_type=body.content_type,
                 remote_addr=None,
                 body=body.data,
-                truncated=False,
+                truncated=truncated,
                 reason=reason,
             )
             self.receiver.ingestor.dead_letter(letter)
             summary.dead_letters += 1
+
+
+def _lines(stream: IO[bytes], cap: int) -> Iterator[bytes | int]:
+    """The stream's lines; for a line longer than `cap` bytes, only its length (read a
+    piece at a time), so memory stays bounded whatever the file holds."""
+    while line := stream.readline(cap + 1):
+        if len(line) <= cap or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n") and (line := stream.readline(cap)):
+            size += len(line)
+        yield size
 
 
 def _item_body(body: Body, decoded: Decoded, index: int) -> Body:

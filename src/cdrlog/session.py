@@ -10,11 +10,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore, presented
+from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore, check_csrf, presented
 from cdrlog.tokens import TokenScope
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
@@ -65,7 +65,7 @@ def sign_in(request: Request, body: SignIn) -> JSONResponse:
     return answer
 
 
-@router.delete("/session", summary="Sign out")
+@router.delete("/session", summary="Sign out", dependencies=[Depends(check_csrf)])
 def sign_out() -> JSONResponse:
     answer = JSONResponse({"signed_in": False})
     answer.delete_cookie(SESSION_COOKIE, secure=True, httponly=True, samesite="strict")

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         2000.0, gt=0, description="requests per second per client address and per token"
     )
     rate_burst: float = Field(4000.0, ge=1, description="requests allowed in a burst")
+    allow_open: bool = Field(
+        False, description="serve without tokens beyond loopback (trusted networks only)"
+    )
     token_cache_seconds: float = Field(
         2.0, ge=0, description="how long a token check is remembered (revocation delay)"
     )

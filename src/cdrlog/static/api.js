@@ -1,5 +1,7 @@
 // The read API, as the dashboard calls it. Every request carries the same filter
 // parameters, in the same order, as the CSV link: what is downloaded is what is shown.
+// Once cdrlog has tokens, the browser's session cookie (HTTP-only, so never seen here)
+// authenticates every read; sign-in and sign-out go through `session`.
 
 export const FILTER_FIELDS = [
   "from",
@@ -69,3 +71,41 @@ async function problem(response) {
   }
   return `HTTP ${response.status}`;
 }
+
+// The session cookie is HTTP-only; its readable companion holds the value that
+// state-changing requests echo in X-CSRF-Token (a cross-site page cannot read it).
+const CSRF_COOKIE = "cdrlog_csrf";
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return "";
+}
+
+async function send(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const csrf = cookie(CSRF_COOKIE);
+  if (csrf) headers["X-CSRF-Token"] = csrf;
+  const options = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {
+    throw new ApiError("The server cannot be reached", 0);
+  }
+  if (!response.ok) throw new ApiError(await problem(response), response.status);
+  return response.json();
+}
+
+// {required, signed_in, scope, team}: whether a token is needed, and whose this is.
+export const session = {
+  read: () => getJson("/api/v1/session"),
+  signIn: (token) => send("POST", "/api/v1/session", { token }),
+  signOut: () => send("DELETE", "/api/v1/session"),
+};

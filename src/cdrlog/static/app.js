@@ -1,7 +1,7 @@
 // The dashboard: filters and zone in, four API reads out, refreshed every two seconds
-// while the tab is visible.
+// while the tab is visible. Once cdrlog has tokens, it first asks for one (sign-in).
 
-import { LIVE_FIELDS, csvHref, filterParams, getJson } from "./api.js";
+import { LIVE_FIELDS, csvHref, filterParams, getJson, session } from "./api.js";
 import { byTestId, el } from "./dom.js";
 import { fromAddress, rangeStart, readForm, toAddress, writeForm } from "./filters.js";
 import { HourChart } from "./hourchart.js";
@@ -31,6 +31,8 @@ const state = {
   statsAt: 0,
   teams: new Set(),
   agents: new Set(),
+  // True while the page waits for a token: nothing is read, nothing is shown.
+  locked: false,
 };
 const view = {};
 
@@ -66,7 +68,7 @@ function renderCdrs() {
 }
 
 async function loadMore() {
-  if (!state.cursor) return;
+  if (!state.cursor || state.locked) return;
   const generation = state.generation;
   view.loadMore.disabled = true;
   try {
@@ -78,7 +80,7 @@ async function loadMore() {
     state.cursor = page.next_cursor;
     renderCdrs();
   } catch (error) {
-    if (error.name !== "AbortError") showError(error.message);
+    if (error.name !== "AbortError") problem(error);
   } finally {
     view.loadMore.disabled = false;
   }
@@ -120,6 +122,7 @@ function remember(rows) {
 
 async function poll() {
   clearTimeout(state.timer);
+  if (state.locked) return;
   if (document.hidden) {
     setLive("paused", "Paused while hidden");
     return;
@@ -157,6 +160,10 @@ function succeeded() {
 }
 
 function failed(error) {
+  if (error.status === 401) {
+    askForToken("The token is no longer accepted (revoked, or the session ended).");
+    return;
+  }
   setLive("error", "Not updating");
   showError(`${error.message}. Retrying every ${POLL_MS / 1000} s.`);
 }
@@ -170,6 +177,123 @@ function setLive(status, text, updated = "") {
 function showError(message) {
   view.banner.textContent = message;
   view.banner.hidden = false;
+}
+
+function problem(error) {
+  if (error.status === 401) failed(error);
+  else showError(error.message);
+}
+
+// --- signing in: a read token sees its team, an admin token every team ---------------
+
+function stop() {
+  state.generation += 1;
+  state.controller.abort();
+  state.controller = new AbortController();
+  clearTimeout(state.timer);
+}
+
+// What was shown belonged to the previous token: none of it may stay on screen.
+function forget() {
+  state.cdrs = [];
+  state.cursor = null;
+  state.total = 0;
+  state.statsMark = null;
+  state.statsAt = 0;
+  state.teams.clear();
+  state.agents.clear();
+  for (const id of ["teams", "agents"]) document.getElementById(id).replaceChildren();
+  view.timeline.close();
+  view.cdrs.reset();
+  renderCdrs();
+  view.open.render([]);
+  byTestId("open-count").textContent = "0";
+  view.kpis.querySelector('[data-kpi="open"]').textContent = "–";
+  view.agents.render([]);
+  view.chart.render([], state.tz, false);
+  renderTotals(view.kpis, []);
+  view.banner.hidden = true;
+}
+
+function showAccount(current) {
+  view.account.hidden = !current.signed_in;
+  const who = current.scope === "admin" ? "all teams" : current.team;
+  byTestId("account-who").textContent = current.signed_in ? `${who} · ${current.scope}` : "";
+  view.account.title = current.signed_in ? `Signed in with a ${current.scope} token` : "";
+}
+
+function askForToken(message = "") {
+  stop();
+  state.locked = true;
+  forget();
+  showAccount({ signed_in: false });
+  setLive("locked", "Sign-in needed");
+  view.signinError.textContent = message;
+  view.signinError.hidden = !message;
+  if (!view.signin.open) view.signin.showModal();
+  view.signinToken.focus();
+}
+
+async function submitToken(event) {
+  event.preventDefault();
+  const token = view.signinToken.value.trim();
+  if (!token) return;
+  view.signinSubmit.disabled = true;
+  try {
+    await session.signIn(token);
+    // Browsers drop Secure cookies on plain http (localhost aside): say so, not loop.
+    const current = await session.read();
+    if (!current.signed_in) {
+      throw new Error("The browser did not keep the session cookie: use https to sign in.");
+    }
+    view.signinToken.value = "";
+    view.signin.close();
+    state.locked = false;
+    showAccount(current);
+    restart();
+  } catch (error) {
+    view.signinError.textContent = error.message;
+    view.signinError.hidden = false;
+  } finally {
+    view.signinSubmit.disabled = false;
+  }
+}
+
+async function signOut() {
+  stop();
+  try {
+    await session.signOut();
+    askForToken();
+  } catch (error) {
+    askForToken(`Signing out failed: ${error.message}`);
+  }
+}
+
+function wireSignIn() {
+  view.signin = byTestId("signin-panel");
+  view.signinToken = byTestId("signin-token");
+  view.signinSubmit = byTestId("signin-submit");
+  view.signinError = byTestId("signin-error");
+  view.account = byTestId("account");
+  document.getElementById("signin-form").addEventListener("submit", submitToken);
+  // Escape must not dismiss the panel: behind it there is nothing to see without a token.
+  view.signin.addEventListener("cancel", (event) => event.preventDefault());
+  byTestId("sign-out").addEventListener("click", signOut);
+}
+
+// On load: ask for a token when one is needed and this browser has none, else read.
+async function begin() {
+  try {
+    const current = await session.read();
+    showAccount(current);
+    if (current.required && !current.signed_in) {
+      askForToken();
+      return;
+    }
+  } catch {
+    // Unknown: read anyway; a 401 then asks for a token, anything else shows as usual.
+  }
+  restart();
 }
 
 function restart() {
@@ -249,7 +373,7 @@ function start() {
   view.csv = byTestId("csv-link");
   view.loadMore = document.getElementById("load-more");
   view.chart = new HourChart(document.getElementById("hour-chart"));
-  view.timeline = new Timeline(byTestId("timeline"), (error) => showError(error.message));
+  view.timeline = new Timeline(byTestId("timeline"), problem);
   const open = (id) => view.timeline.open(id, state.tz);
   view.cdrs = new CdrTable(byTestId("cdr-rows"), open);
   view.open = new OpenTable(byTestId("open-rows"), open);
@@ -264,7 +388,8 @@ function start() {
   view.loadMore.addEventListener("click", loadMore);
   document.addEventListener("visibilitychange", poll);
   setInterval(() => view.open.tick(), 1000);
-  restart();
+  wireSignIn();
+  begin();
 }
 
 start();
