@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
 from cdrlog.auth import TokenStore
+from cdrlog.cli_ops import purge, rejected_export, replay
 from cdrlog.cli_options import database_option, migrated_engine, settings_of
 from cdrlog.cli_read import export, rejected, stats
 from cdrlog.cli_rebuild import rebuild_command
@@ -166,8 +167,9 @@ def agents_list(database_url: str, team: str | None) -> None:
     Console().print(table)
 
 
-for command in (simulate, export, stats, rejected, rebuild_command, token):
+for command in (simulate, export, stats, rejected, rebuild_command, token, replay, purge):
     cli.add_command(command)
+rejected.add_command(rejected_export)
 
 
 def main() -> None:
