@@ -37,7 +37,13 @@ EXPORT_PAGE = 1000
 
 @click.command("replay")
 @database_option
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    metavar="FILE...",
+    type=click.Path(dir_okay=False, allow_dash=True),
+)
 @click.option("--team", default=None, help="Store every event for this team, as its push URL.")
 @click.option(
     "--pbx-timezone",
@@ -51,7 +57,8 @@ EXPORT_PAGE = 1000
     type=click.IntRange(1, 10_000),
     default=DEFAULT_BATCH,
     show_default=True,
-    help="Events stored per transaction.",
+    help="Events stored per transaction: larger is faster, but holds SQLite's one "
+    "write lock longer.",
 )
 @click.option(
     "--max-call-minutes",
@@ -157,6 +164,7 @@ def _summary_text(summary: ReplaySummary) -> str:
 @click.option(
     "--older-than",
     "days",
+    metavar="DAYS",
     type=click.IntRange(min=1),
     required=True,
     help="Delete what is older than this many days.",

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -205,12 +205,18 @@ def rejected_list(database_url: str, team: str | None, everything: bool, limit: 
 @rejected.command("retry")
 @database_option
 @click.option("--pbx-timezone", envvar="CDRLOG_PBX_TIMEZONE", default="UTC", show_default=True)
+@click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
 @click.argument("letter_ids", nargs=-1, type=int, required=True)
-def rejected_retry(database_url: str, pbx_timezone: str, letter_ids: tuple[int, ...]) -> None:
+def rejected_retry(
+    database_url: str, pbx_timezone: str, max_call_minutes: int, letter_ids: tuple[int, ...]
+) -> None:
     """Run dead letters LETTER_IDS through the receiver again (after a fix)."""
-    settings = settings_of(database_url=database_url, pbx_timezone=pbx_timezone)
+    settings = settings_of(
+        database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
+    )
     engine = migrated_engine(database_url)
-    receiver, reader = Receiver(settings, Ingestor(engine)), Reader(engine)
+    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
+    receiver, reader = Receiver(settings, ingestor), Reader(engine)
     failed = False
     for letter_id in letter_ids:
         failed |= not _retry_one(receiver, reader, letter_id)

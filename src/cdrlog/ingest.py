@@ -67,6 +67,13 @@ class Refolded:
     changes: list[tuple[CallKey, Cdr | None, Cdr]]
 
 
+class SessionMissing(RuntimeError):
+    """A call's `call_session` row vanished (a concurrent purge) before it was locked."""
+
+
+SESSION_ATTEMPTS = 3
+
+
 class Outcome(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"
@@ -103,9 +110,16 @@ class Ingestor:
     def ingest_many(self, batch: Sequence[Accepted]) -> list[Outcome]:
         """Store a batch in one transaction; one outcome per event, in order."""
         calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
-        if calls:
-            self._ensure_sessions(calls)
-        return in_transaction(self.engine, lambda c: self._ingest(c, batch, calls))
+        for attempt in range(SESSION_ATTEMPTS):
+            if calls:
+                self._ensure_sessions(calls)
+            try:
+                return in_transaction(self.engine, lambda c: self._ingest(c, batch, calls))
+            except SessionMissing:
+                # A purge removed the call's row between creating and locking it.
+                if attempt == SESSION_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _ingest(
         self, connection: Connection, batch: Sequence[Accepted], calls: list[CallKey]
@@ -132,8 +146,8 @@ class Ingestor:
             .order_by(call_session.c.orgidentity, call_session.c.sessionid)
             .with_for_update()
         ).all()
-        if len(locked) != len(calls):  # pragma: no cover - _ensure_sessions made them
-            raise RuntimeError("a call's session row is missing")
+        if len(locked) != len(calls):
+            raise SessionMissing("a call's session row is missing")
 
     def refold_calls(self, calls: Sequence[CallKey]) -> None:
         """Recompute these calls' CDRs from the journal, safely beside live ingest."""

@@ -38,7 +38,10 @@ from sqlalchemy import (
 from cdrlog.database import in_transaction, read_only
 from cdrlog.storage import call_event, call_session, cdr, dead_letter, pairs_in
 
-DEFAULT_BATCH = 5000
+# Rows a batch selects from the table it walks. A CDR brings its call (about seven journal
+# rows and a session), so 1,000 CDRs are ~9,000 rows: about 0.5 s of SQLite's one write
+# lock on a busy 2-core machine, where 5,000 held it 2.5 s for the same total time.
+DEFAULT_BATCH = 1000
 
 CallKey = tuple[str, str]
 # Where a walk stopped: the time column and id of the last row it took.
