@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Any
 
 import click
@@ -101,6 +103,9 @@ def serve(
     refuse_open_network(settings.host, TokenStore(engine, utc_now).any_active(), allow_open)
     click.echo(f"cdrlog: push URL http://{settings.host}:{settings.port}/astercc/TEAM/events")
     logging = log_config(log_format)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
+    # previous handler: a stop asked for is a clean exit, status 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if workers == 1:
         app = create_app(settings, engine)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=logging)

@@ -65,5 +65,6 @@ def zone_named(name: str) -> ZoneInfo:
     """The IANA zone `name`; ValueError naming it otherwise."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as error:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as error:
+        # OSError: a tzdata directory ("America") or a name too long for a file name.
         raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from error
