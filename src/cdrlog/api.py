@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -122,7 +122,11 @@ def list_cdrs(
     chosen = format or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")
     if chosen != "json":
         rows = reader.walk(wanted, sort)
-        return _stream(islice(rows, limit) if limit else rows, chosen, zone)
+        # Read the first batch now: a query the database refuses must be a 400, which
+        # it can no longer be once the streamed 200 has begun.
+        first = next(rows, None)
+        everything = rows if first is None else chain([first], rows)
+        return _stream(islice(everything, limit) if limit else everything, chosen, zone)
     try:
         after = Cursor.decode(cursor) if cursor else None
     except ValueError as error:
