@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test check lint format install install-test system-tools soak clean
+.PHONY: run test check lint format install install-test system-tools soak bench bench-read clean
 
 $(BIN)/cdrlog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ format: install-test
 	$(BIN)/ruff check --fix src tests
 
 check: lint test
+
+# Benchmarks print figures; they are not tests. They use databases cdrlog_perf (push)
+# and cdrlog_bench (read) on the local MariaDB and PostgreSQL, and skip those that are
+# not there; `--backends NAME=URL` picks others (their tables are dropped and recreated).
+bench: install-test system-tools
+	$(BIN)/python scripts/bench_push.py
+
+bench-read: install-test
+	$(BIN)/python scripts/bench_read.py
 
 # Longer chaos runs than CI's, on SQLite and MariaDB: 20,000 events under SIGKILL,
 # 10,000 fuzzed requests (about 9 minutes on two quiet cores).

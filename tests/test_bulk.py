@@ -8,6 +8,7 @@ import io
 import json
 import random
 from collections import Counter, defaultdict
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,11 +53,7 @@ def cdr_table(engine: Engine) -> list[tuple[Any, ...]]:
     """Every CDR's fold-determined values, without ids and bookkeeping times."""
     with engine.connect() as connection:
         rows = connection.execute(select(cdr).order_by(cdr.c.orgidentity, cdr.c.diallogid))
-        return [tuple(vars_of(cdr_from_row(row)).values()) for row in rows]
-
-
-def vars_of(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
+        return [astuple(cdr_from_row(row)) for row in rows]
 
 
 def test_loads_exactly_n_calls_each_once(engine: Engine, loaded: LoadSummary) -> None:
@@ -168,6 +165,14 @@ def test_the_command_migrates_and_loads(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     assert scalar(engine, select(func.count()).select_from(cdr)) == 50
     engine.dispose()
+
+
+def test_the_command_refuses_a_seed_already_loaded(sqlite_url: str) -> None:
+    arguments = ["--db", sqlite_url, "--cdrs", "20", "--days", "1", "--teams", "1"]
+    assert CliRunner().invoke(bulk_load, arguments).exit_code == 0
+    again = CliRunner().invoke(bulk_load, [*arguments, "--days", "2"])
+    assert again.exit_code == 1
+    assert "already holds calls of seed 1" in again.output
 
 
 @pytest.mark.parametrize("option", [{"days": 0}, {"teams": 0}, {"batch": 0}])
