@@ -55,7 +55,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cdrlog.database import make_engine, upgrade
 from cdrlog.storage import cdr, metadata
-from cdrlog.traffic import ExpectedCdr, delivery_order, generate_calls
+from cdrlog.traffic import ExpectedCdr, delivery_order, generate_calls, stored_as_expected
 
 HOST = "127.0.0.1"
 SCRIPTS = Path(__file__).resolve().parent
@@ -540,22 +540,7 @@ def reset_schema(url: str) -> None:
 
 
 def as_expected(row: Any) -> ExpectedCdr:
-    return ExpectedCdr(
-        team=row.orgidentity,
-        diallogid=row.diallogid,
-        calltype=row.calltype,
-        target=row.target,
-        src=row.src,
-        dst=row.dst,
-        agentno=row.agentno,
-        starttime=row.starttime,
-        answertime=row.answertime,
-        endtime=row.endtime,
-        duration=row.duration,
-        billsec=row.billsec,
-        disposition=row.disposition,
-        status=row.status,
-    )
+    return stored_as_expected(row._mapping)
 
 
 def check_cdrs(url: str, traffic: Traffic, sent: Sequence[range]) -> Exactness:

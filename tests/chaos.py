@@ -33,7 +33,14 @@ from sqlalchemy import Engine, select
 
 from cdrlog.events import fingerprint
 from cdrlog.storage import call_event, cdr
-from cdrlog.traffic import Delivery, ExpectedCdr, GeneratedCall, delivery_order, generate_calls
+from cdrlog.traffic import (
+    Delivery,
+    ExpectedCdr,
+    GeneratedCall,
+    delivery_order,
+    generate_calls,
+    stored_as_expected,
+)
 from servers import free_port
 
 HOST = "127.0.0.1"
@@ -385,25 +392,7 @@ def stored_cdrs(engine: Engine) -> list[ExpectedCdr]:
     """Every CDR row, in the shape of `ExpectedCdr` (the bookkeeping columns left out)."""
     with engine.connect() as connection:
         rows = connection.execute(select(cdr)).all()
-    return [
-        ExpectedCdr(
-            team=row.orgidentity,
-            diallogid=row.diallogid,
-            calltype=row.calltype,
-            target=row.target,
-            src=row.src,
-            dst=row.dst,
-            agentno=row.agentno,
-            starttime=row.starttime,
-            answertime=row.answertime,
-            endtime=row.endtime,
-            duration=row.duration,
-            billsec=row.billsec,
-            disposition=row.disposition,
-            status=row.status,
-        )
-        for row in rows
-    ]
+    return [stored_as_expected(row._mapping) for row in rows]
 
 
 def wrong_cdrs(

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from cdrlog.simulate import SendSettings, SendSummary, send_events
 from cdrlog.storage import call_event, cdr
-from cdrlog.traffic import ExpectedCdr, delivery_order, generate_calls
+from cdrlog.traffic import ExpectedCdr, delivery_order, generate_calls, stored_as_expected
 from conftest import Backend
 from servers import running_server, running_servers
 
@@ -30,22 +30,7 @@ START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 def _as_expected(row: Any) -> ExpectedCdr:
-    return ExpectedCdr(
-        team=row.orgidentity,
-        diallogid=row.diallogid,
-        calltype=row.calltype,
-        target=row.target,
-        src=row.src,
-        dst=row.dst,
-        agentno=row.agentno,
-        starttime=row.starttime,
-        answertime=row.answertime,
-        endtime=row.endtime,
-        duration=row.duration,
-        billsec=row.billsec,
-        disposition=row.disposition,
-        status=row.status,
-    )
+    return stored_as_expected(row._mapping)
 
 
 async def _send_split(events: Sequence[dict[str, str]], bases: Sequence[str]) -> list[SendSummary]:

@@ -31,7 +31,13 @@ from cdrlog.push import Receiver
 from cdrlog.replay import FORM_TYPE, JSON_TYPE, Body, Replayer, body_of
 from cdrlog.settings import Settings
 from cdrlog.storage import call_event, cdr, dead_letter
-from cdrlog.traffic import ExpectedCdr, GeneratedCall, delivery_order, generate_calls
+from cdrlog.traffic import (
+    ExpectedCdr,
+    GeneratedCall,
+    delivery_order,
+    generate_calls,
+    stored_as_expected,
+)
 from conftest import Backend
 
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -72,25 +78,7 @@ def write(path: Path, lines: Sequence[str]) -> str:
 def stored_cdrs(engine: Engine) -> dict[CallKey, ExpectedCdr]:
     with engine.connect() as connection:
         rows = connection.execute(select(cdr)).all()
-    return {
-        (row.orgidentity, row.diallogid): ExpectedCdr(
-            team=row.orgidentity,
-            diallogid=row.diallogid,
-            calltype=row.calltype,
-            target=row.target,
-            src=row.src,
-            dst=row.dst,
-            agentno=row.agentno,
-            starttime=row.starttime,
-            answertime=row.answertime,
-            endtime=row.endtime,
-            duration=row.duration,
-            billsec=row.billsec,
-            disposition=row.disposition,
-            status=row.status,
-        )
-        for row in rows
-    }
+    return {(row.orgidentity, row.diallogid): stored_as_expected(row._mapping) for row in rows}
 
 
 def expected_cdrs(calls: Sequence[GeneratedCall]) -> dict[CallKey, ExpectedCdr]:

@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 TimeFormat = Literal["text", "epoch", "mixed"]
 
@@ -67,6 +67,14 @@ class ExpectedCdr:
     billsec: int
     disposition: str
     status: str
+
+
+def stored_as_expected(values: Mapping[Any, Any]) -> ExpectedCdr:
+    """A stored `cdr` row's columns in the shape of `ExpectedCdr`, to compare the two."""
+    return ExpectedCdr(
+        team=values["orgidentity"],
+        **{name: values[name] for name in ExpectedCdr.__dataclass_fields__ if name != "team"},
+    )
 
 
 @dataclass(frozen=True, slots=True)
