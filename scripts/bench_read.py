@@ -125,6 +125,8 @@ def main() -> int:
             console.print(f"[red]{name}: failed, see above")
         load_after = os.getloadavg()[0]
         columns[name]["machine"] = Cell(f"{columns[name]['machine'].text} -> {load_after:.1f}")
+        if name != options.backends[-1][0]:  # the figures so far, in case the run is cut short
+            console.print(results_table(columns, options))
     if columns:
         console.print(results_table(columns, options))
     return 0
