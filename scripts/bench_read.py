@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cdrlog.bulk import load
 from cdrlog.database import make_engine, upgrade
-from cdrlog.exports import CDR_COLUMNS, csv_lines, shown
+from cdrlog.exports import csv_chunks
 from cdrlog.reader import EXPORT_BATCH, Reader
 from cdrlog.report import CdrFilter, Cursor, GroupBy, Sort
 from cdrlog.storage import call_event, cdr, metadata
@@ -277,8 +277,8 @@ def measure_reader(reader: Reader, window: Window, options: argparse.Namespace) 
         results[key] = timed(key, partial(reader.stats, window.month, group_by, UTC_ZONE), runs)
 
     def export(wanted: CdrFilter) -> int:
-        visible = (shown(row, UTC_ZONE) for row in reader.walk(wanted, Sort.NEWEST))
-        return sum(chunk.count("\n") for chunk in csv_lines(visible, CDR_COLUMNS)) - 1
+        chunks = csv_chunks(reader.batches(wanted, Sort.NEWEST), UTC_ZONE)
+        return sum(chunk.count("\n") for chunk in chunks) - 1
 
     month_export = partial(export, window.month)
     results["export"] = export_speed(month_export, options.export_runs, time.process_time)

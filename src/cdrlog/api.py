@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from itertools import chain, islice
+from itertools import chain
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from cdrlog import schemas
 from cdrlog.auth import reader_scope
-from cdrlog.exports import CDR_COLUMNS, csv_lines, jsonl_lines, shown
+from cdrlog.exports import Batch, capped, csv_chunks, jsonl_chunks, shown
 from cdrlog.reader import EventFilter, Reader
 from cdrlog.report import CdrFilter, Cursor, GroupBy, NumberMatch, Sort
 from cdrlog.rules import Disposition, Status
@@ -121,12 +121,12 @@ def list_cdrs(
 ) -> Any:
     chosen = format or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")
     if chosen != "json":
-        rows = reader.walk(wanted, sort)
+        batches = reader.batches(wanted, sort)
         # Read the first batch now: a query the database refuses must be a 400, which
         # it can no longer be once the streamed 200 has begun.
-        first = next(rows, None)
-        everything = rows if first is None else chain([first], rows)
-        return _stream(islice(everything, limit) if limit else everything, chosen, zone)
+        first = next(batches, None)
+        everything = batches if first is None else chain([first], batches)
+        return _stream(capped(everything, limit), chosen, zone)
     try:
         after = Cursor.decode(cursor) if cursor else None
     except ValueError as error:
@@ -222,16 +222,15 @@ def list_rejected(
     return schemas.DeadLetterPage(rejected=letters, next_before=following)
 
 
-def _stream(rows: Iterator[dict[str, Any]], chosen: str, zone: ZoneInfo) -> StreamingResponse:
-    visible = (shown(row, zone) for row in rows)
+def _stream(batches: Iterator[Batch], chosen: str, zone: ZoneInfo) -> StreamingResponse:
     if chosen == "csv":
         return StreamingResponse(
-            csv_lines(visible, CDR_COLUMNS),
+            csv_chunks(batches, zone),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="cdrs.csv"'},
         )
     return StreamingResponse(
-        jsonl_lines(visible),
+        jsonl_chunks(batches, zone),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="cdrs.jsonl"'},
     )

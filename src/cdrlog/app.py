@@ -20,7 +20,7 @@ from cdrlog.auth import TokenStore
 from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
-from cdrlog.limits import Buckets, RedactTokens, guard
+from cdrlog.limits import Buckets, Guard, RedactTokens
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 from cdrlog.spool import Spool, SpoolUnavailable
@@ -72,7 +72,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.state.settings = settings
     app.state.tokens = TokenStore(engine, clock, settings.token_cache_seconds)
     app.state.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
-    app.middleware("http")(guard(Buckets(settings.rate_per_second, settings.rate_burst)))
+    app.add_middleware(Guard, by_address=Buckets(settings.rate_per_second, settings.rate_burst))
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdrlog.cli_options import database_option, migrated_engine, settings_of
-from cdrlog.exports import CDR_COLUMNS, csv_lines, jsonl_lines, shown
+from cdrlog.exports import Batch, csv_chunks, jsonl_chunks
 from cdrlog.ingest import Ingestor
 from cdrlog.push import Receiver, RetryRefused, retry
 from cdrlog.reader import Reader
@@ -91,25 +91,23 @@ def export(
     wanted = _filter(team, agent, start, end, zone)
     engine = migrated_engine(database_url)
     reader = Reader(engine)
-    rows = (shown(row, zone) for row in reader.walk(wanted, Sort.OLDEST))
-    lines = csv_lines(rows, CDR_COLUMNS) if kind == "csv" else jsonl_lines(rows)
+    batches = reader.batches(wanted, Sort.OLDEST)
     if sys.stderr.isatty():
-        _write_with_progress(lines, output, reader.count(wanted), header=kind == "csv")
-    else:
-        for line in lines:
-            output.write(line)
+        batches = _with_progress(batches, reader.count(wanted))
+    chunks = csv_chunks(batches, zone) if kind == "csv" else jsonl_chunks(batches, zone)
+    for chunk in chunks:
+        output.write(chunk)
     engine.dispose()
 
 
-def _write_with_progress(lines: Iterator[str], output: TextIO, total: int, header: bool) -> None:
+def _with_progress(batches: Iterator[Batch], total: int) -> Iterator[Batch]:
+    """`batches`, counted on a progress bar on stderr as each is taken."""
     columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("export", total=total)
-        for number, line in enumerate(lines):
-            output.write(line)
-            # The CSV header arrives glued to the first row; count rows, not writes.
-            if number or not header:
-                progress.advance(task)
+        for batch in batches:
+            yield batch
+            progress.advance(task, len(batch))
         progress.update(task, completed=total)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
+    String,
     and_,
     case,
     cast,
@@ -39,7 +40,7 @@ from cdrlog.report import (
     Totals,
 )
 from cdrlog.rules import Disposition
-from cdrlog.storage import cdr
+from cdrlog.storage import UtcDateTime, cdr
 
 
 class epoch_seconds(FunctionElement[int]):
@@ -88,6 +89,38 @@ def _int_div_mysql(element: int_div, compiler: SQLCompiler, **kw: Any) -> str:
     return f"(({left}) DIV ({right}))"
 
 
+class driver_time(FunctionElement[Any]):
+    """A naive-UTC datetime column as its driver hands it over fastest, for exports:
+    SQLAlchemy's per-value conversion is skipped, and on MySQL the server sends text
+    (PyMySQL parses datetimes in Python, several times slower than
+    `datetime.fromisoformat`). Text on SQLite and MySQL, a naive datetime on PostgreSQL.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(driver_time)
+def _driver_time(element: driver_time, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(driver_time, "mysql")
+@compiles(driver_time, "mariadb")
+def _driver_time_mysql(element: driver_time, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS CHAR)"
+
+
+def export_columns(names: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    """`names` of the cdr table, times as `driver_time`, in order."""
+    return [
+        driver_time(cdr.c[name]).label(name)
+        if isinstance(cdr.c[name].type, UtcDateTime)
+        else cdr.c[name]
+        for name in names
+    ]
+
+
 def conditions(wanted: CdrFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if wanted.teams is not None:
@@ -123,12 +156,22 @@ def _matches(column: ColumnElement[Any], number: NumberMatch) -> ColumnElement[b
 
 
 def page(
-    wanted: CdrFilter, sort: Sort, after: Cursor | None, ceiling: int, size: int
+    wanted: CdrFilter,
+    sort: Sort,
+    after: Cursor | None,
+    ceiling: int,
+    size: int,
+    columns: list[ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
-    """One page in (starttime, id) order: a keyset walk, as fast deep as on page one."""
+    """One page in (starttime, id) order: a keyset walk, as fast deep as on page one.
+    Every column of the cdr table unless `columns` says which."""
     newest = sort is Sort.NEWEST
     order = (cdr.c.starttime.desc(), cdr.c.id.desc()) if newest else (cdr.c.starttime, cdr.c.id)
-    query = select(cdr).where(*conditions(wanted), cdr.c.id <= ceiling).order_by(*order)
+    query = (
+        (select(*columns) if columns else select(cdr))
+        .where(*conditions(wanted), cdr.c.id <= ceiling)
+        .order_by(*order)
+    )
     if after is not None:
         here = (cdr.c.starttime, cdr.c.id)
         if newest:

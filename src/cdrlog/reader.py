@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, select
 
 from cdrlog import queries
 from cdrlog.database import read_only
+from cdrlog.exports import CDR_COLUMNS
 from cdrlog.report import (
     CdrFilter,
     Cursor,
@@ -24,6 +25,7 @@ from cdrlog.report import (
     stats_row,
 )
 from cdrlog.storage import call_event, cdr, dead_letter
+from cdrlog.times import as_utc
 
 EXPORT_BATCH = 5000
 
@@ -73,18 +75,28 @@ class Reader:
             total: int = connection.execute(queries.count(wanted, ceiling)).scalar_one()
         return total
 
-    def walk(
-        self, wanted: CdrFilter, sort: Sort, batch: int = EXPORT_BATCH
-    ) -> Iterator[dict[str, Any]]:
-        """Every matching CDR, fetched a batch at a time: memory stays flat for any count,
-        and no transaction stays open while a slow client reads."""
+    def batches(
+        self, wanted: CdrFilter, sort: Sort, size: int = EXPORT_BATCH
+    ) -> Iterator[Sequence[Sequence[Any]]]:
+        """Every matching CDR as it was when the walk began, a batch of tuples in
+        `CDR_COLUMNS` order at a time, times as naive UTC as the driver gives them (see
+        `queries.driver_time`): memory stays flat for any count, and no transaction
+        stays open while a slow client reads."""
+        columns = queries.export_columns(CDR_COLUMNS)
+        starttime, identity = CDR_COLUMNS.index("starttime"), CDR_COLUMNS.index("id")
+        with self._connect() as connection:
+            ceiling = connection.execute(queries.highest_id()).scalar() or 0
         after: Cursor | None = None
         while True:
-            found = self.page(wanted, sort, after, batch)
-            yield from found.rows
-            if found.next_cursor is None:
+            query = queries.page(wanted, sort, after, ceiling, size, columns)
+            with self._connect() as connection:
+                rows = connection.execute(query).all()
+            if rows:
+                yield rows
+            if len(rows) < size:
                 return
-            after = found.next_cursor
+            last = rows[-1]
+            after = Cursor(as_utc(last[starttime]), last[identity], ceiling, 0, sort)
 
     def cdr(self, cdr_id: int, teams: tuple[str, ...] | None) -> dict[str, Any] | None:
         """One CDR with its call's events (in event time order) under `events`."""

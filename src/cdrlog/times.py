@@ -71,3 +71,9 @@ def to_utc_naive(moment: datetime) -> datetime:
 def from_utc_naive(stored: datetime) -> datetime:
     """Inverse of `to_utc_naive`."""
     return stored.replace(tzinfo=UTC)
+
+
+def as_utc(stored: datetime | str) -> datetime:
+    """An aware UTC datetime from a stored naive-UTC value, or its ISO text as some
+    drivers hand it over."""
+    return from_utc_naive(datetime.fromisoformat(stored) if isinstance(stored, str) else stored)
