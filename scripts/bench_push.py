@@ -436,9 +436,9 @@ def cdrlog_command(url: str, port: int, workers: int, spool: Path) -> list[str]:
 
 
 def floor_command(port: int, workers: int) -> list[str]:
-    # uvicorn's defaults, as `cdrlog serve` uses them: httptools, uvloop, access log on.
+    # As `cdrlog serve` runs uvicorn: httptools, uvloop, no access log.
     command = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(SCRIPTS)]
-    command += ["--host", HOST, "--port", str(port), "--log-level", "info"]
+    command += ["--host", HOST, "--port", str(port), "--log-level", "info", "--no-access-log"]
     return [*command, "--workers", str(workers)]
 
 
@@ -628,6 +628,7 @@ def profiling(pid: int, output: Path | None, seconds: float) -> Iterator[None]:
         str(pid),
         "--subprocesses",
         "--nonblocking",
+        "--threads",
         "-f",
         "raw",
     ]

@@ -16,11 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from cdrlog.events import Rejection, fingerprint, parse_event
 from cdrlog.ingest import Accepted, Ingestor, Outcome
 from cdrlog.storage import agent, call_event, cdr
+from conftest import empty_tables
 
 TEAM = "team1"
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
@@ -330,6 +333,35 @@ def test_newest_login_wins_even_after_a_repeated_login(ingestor: Ingestor, engin
         ingestor.ingest(accepted(login("1001", phone, seconds)))
 
     assert registry(engine) == {"1001": ("8001", True)}
+
+
+@given(order=st.permutations(range(8)), size=st.integers(1, 8))
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_registry_batches_hold_what_one_by_one_holds(
+    engine: Engine, order: list[int], size: int
+) -> None:
+    """Logins, logouts and a call's phone for three agents, in batches of any size and
+    any order, leave each agent where its newest fact puts it."""
+    facts = [
+        login("1001", "8001", 10),
+        logout("1001", 20),
+        login("1002", "8002", 15),
+        leg("s9", "CALLER", "ringing", 25, activenum="8022", agentno="1002", agentphone="8022"),
+        logout("1003", 5),
+        login("1003", "8003", 40),
+        login("1001", "8011", 30),
+        login("1002", "8012", 12),
+    ]
+    empty_tables(engine)
+    ingestor = Ingestor(engine, clock=lambda: NOW)
+    shuffled = [facts[i] for i in order]
+    for start in range(0, len(shuffled), size):
+        ingestor.ingest_many([accepted(f) for f in shuffled[start : start + size]])
+    assert registry(engine) == {
+        "1001": ("8011", True),
+        "1002": ("8022", True),
+        "1003": ("8003", True),
+    }
 
 
 # --- many senders at once ----------------------------------------------------------------

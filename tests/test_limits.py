@@ -270,7 +270,8 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "cdrlog", "serve", "--db", sqlite_url, "--port", str(port)]
-    command += ["--spool-dir", str(tmp_path / "spool")]
+    # The access log is what must not show a token.
+    command += ["--spool-dir", str(tmp_path / "spool"), "--access-log"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CDRLOG_")}
     environment["CDRLOG_BODY_TIMEOUT_SECONDS"] = "1"
     with log.open("wb") as output:

@@ -21,6 +21,7 @@ from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
 from cdrlog.limits import Buckets, Guard, RedactTokens
+from cdrlog.pushpath import Service
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 from cdrlog.spool import Spool, SpoolUnavailable
@@ -60,7 +61,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         spool.close()
         engine.dispose()
 
-    app = FastAPI(
+    app = Service(
         title="cdrlog",
         version=__version__,
         summary="asterCC push events in, one correct CDR per call out.",
@@ -72,7 +73,9 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.state.settings = settings
     app.state.tokens = TokenStore(engine, clock, settings.token_cache_seconds)
     app.state.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
-    app.add_middleware(Guard, by_address=Buckets(settings.rate_per_second, settings.rate_burst))
+    by_address = Buckets(settings.rate_per_second, settings.rate_burst)
+    app.add_middleware(Guard, by_address=by_address)
+    app.serve_pushes(by_address)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())

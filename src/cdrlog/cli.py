@@ -94,8 +94,21 @@ def cli() -> None:
     show_default=True,
     help="json: one JSON object per log line, for log collectors.",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    envvar="CDRLOG_ACCESS_LOG",
+    default=False,
+    show_default=True,
+    help="A line per request. Off by default: a busy call center pushes thousands a "
+    "second; refused pushes are logged (and kept) either way.",
+)
 def serve(
-    database_url: str, allow_open: bool, workers: int, log_format: str, **options: Any
+    database_url: str,
+    allow_open: bool,
+    workers: int,
+    log_format: str,
+    access_log: bool,
+    **options: Any,
 ) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
     settings = settings_of(database_url=database_url, allow_open=allow_open, **options)
@@ -108,7 +121,13 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if workers == 1:
         app = create_app(settings, engine)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=logging)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=logging,
+            access_log=access_log,
+        )
         return
     engine.dispose()
     with worker_environment(settings):
@@ -119,6 +138,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_config=logging,
+            access_log=access_log,
         )
 
 

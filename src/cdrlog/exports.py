@@ -17,7 +17,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from cdrlog.report import offset_spans
@@ -118,11 +118,12 @@ class LocalTimes:
         if not shift and parse is not _itself and set(map(len, present)) <= {19, 26}:
             # UTC text as the database keeps it ('YYYY-MM-DD HH:MM:SS[.ffffff]') is
             # already its isoformat() but for the separator and a zero fraction.
+            texts = cast(Sequence[str | None], values)
             return [
                 None
                 if v is None
                 else v[:10] + "T" + (v[11:19] if v[20:] == "000000" else v[11:]) + suffix
-                for v in values
+                for v in texts
             ]
         return [None if v is None else (parse(v) + shift).isoformat() + suffix for v in values]
 

@@ -29,7 +29,7 @@ from cdrlog.events import CallEvent, Event
 from cdrlog.registry import AgentFact
 from cdrlog.rules import Status
 from cdrlog.storage import (
-    agent,
+    CALL_EVENT_FOLDED,
     call_event,
     call_event_from_row,
     call_session,
@@ -101,7 +101,13 @@ class Ingestor:
         self.max_call_length = max_call_length
         self._insert_event = insert_ignoring_duplicates(engine, call_event)
         self._insert_session = insert_ignoring_duplicates(engine, call_session)
-        self._insert_agent = insert_ignoring_duplicates(engine, agent)
+        self._registry = registry.Recorder(engine.dialect.name)
+        # Where a call's session row can be created in the transaction that then locks
+        # it: SQLite has one writer at a time, and PostgreSQL, inserting and locking in
+        # key order, waits only on lower keys. InnoDB's next-key locks on duplicate
+        # checks can deadlock such transactions, so MariaDB creates them beforehand in
+        # a short transaction of their own (`_ensure_sessions`).
+        self._sessions_inline = engine.dialect.name in ("sqlite", "postgresql")
 
     def ingest(self, accepted: Accepted) -> Outcome:
         """Store one event durably; returns once it is committed."""
@@ -111,7 +117,7 @@ class Ingestor:
         """Store a batch in one transaction; one outcome per event, in order."""
         calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
         for attempt in range(SESSION_ATTEMPTS):
-            if calls:
+            if calls and not self._sessions_inline:
                 self._ensure_sessions(calls)
             try:
                 return in_transaction(self.engine, lambda c: self._ingest(c, batch, calls))
@@ -127,16 +133,26 @@ class Ingestor:
         now = self.clock()
         if calls:
             # Lock first: journal inserts and folds then run one transaction per call.
-            self.lock(connection, calls)
+            self.claim(connection, calls, now)
         outcomes = self._journal(connection, batch, now)
         stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
         facts = [fact for event in stored if (fact := registry.fact_of(event)) is not None]
-        for fact in registry.newest_facts(facts):
-            registry.record(connection, self._insert_agent, fact, now)
+        if facts:
+            self._registry.record(connection, registry.newest_facts(facts), now)
         changed = sorted({key for event in stored if (key := call_of(event)) is not None})
         if changed:
             self.refold(connection, changed, now)
         return outcomes
+
+    def claim(self, connection: Connection, calls: Sequence[CallKey], now: datetime) -> None:
+        """Create (where that is done in the same transaction) and lock these calls'
+        session rows; `calls` sorted."""
+        if self._sessions_inline:
+            rows = [{"orgidentity": t, "sessionid": s, "created_at": now} for t, s in calls]
+            connection.execute(self._insert_session, rows)
+            if self.engine.dialect.name == "sqlite":
+                return  # the only writer (BEGIN IMMEDIATE), and every row is there now
+        self.lock(connection, calls)
 
     def lock(self, connection: Connection, calls: Sequence[CallKey]) -> None:
         """Take these calls' locks, in key order (the caller sorted `calls`)."""
@@ -154,11 +170,13 @@ class Ingestor:
         ordered = sorted(set(calls))
         if not ordered:
             return
-        self._ensure_sessions(ordered)
+        if not self._sessions_inline:
+            self._ensure_sessions(ordered)
 
         def work(connection: Connection) -> None:
-            self.lock(connection, ordered)
-            self.refold(connection, ordered, self.clock())
+            now = self.clock()
+            self.claim(connection, ordered, now)
+            self.refold(connection, ordered, now)
 
         in_transaction(self.engine, work)
 
@@ -254,7 +272,7 @@ class Ingestor:
         """The journaled call events of these calls, as parsed when they arrived."""
         events: dict[CallKey, list[CallEvent]] = defaultdict(list)
         for row in connection.execute(
-            select(call_event).where(
+            select(*(call_event.c[name] for name in CALL_EVENT_FOLDED)).where(
                 pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
                 call_event.c.calltype.is_not(None),
             )
@@ -296,7 +314,7 @@ class Ingestor:
         """Bind an agent to a phone by hand; a later login still overrides it."""
         now = self.clock()
         fact = AgentFact(team, agentno, {"phone": phone}, now)
-        in_transaction(self.engine, lambda c: registry.record(c, self._insert_agent, fact, now))
+        in_transaction(self.engine, lambda c: self._registry.record(c, [fact], now))
 
     def agents(self, team: str | None = None) -> list[dict[str, Any]]:
         return registry.listing(self.engine, team)

@@ -3,15 +3,17 @@ the agent logs in"). The newest fact by event time wins, whatever order facts ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from cdrlog.database import inserted, read_only
+from cdrlog.database import read_only
 from cdrlog.events import AgentEvent, Event
 from cdrlog.storage import agent
 
@@ -56,27 +58,60 @@ def _later(fact: AgentFact, than: AgentFact) -> bool:
     return sorted(fact.changes.items()) > sorted(than.changes.items())
 
 
-def record(connection: Connection, insert_agent: Insert, fact: AgentFact, now: datetime) -> None:
-    """Apply `fact` unless the registry already holds one as new or newer."""
-    key = and_(agent.c.orgidentity == fact.team, agent.c.agentno == fact.agentno)
-    known = connection.execute(select(agent.c.event_time).where(key)).scalar()
-    if known is not None and known >= fact.event_time:
-        return
-    newer = update(agent).where(key, agent.c.event_time <= fact.event_time)
-    statement = newer.values(**fact.changes, event_time=fact.event_time, updated_at=now)
-    if connection.execute(statement).rowcount:
-        return
-    row = {
-        "orgidentity": fact.team,
-        "agentno": fact.agentno,
-        "phone": fact.changes.get("phone"),
-        "logged_in": fact.changes.get("logged_in", True),
-        "event_time": fact.event_time,
-        "updated_at": now,
-    }
-    if not inserted(connection, insert_agent, row):
-        # Another sender registered this agent first; ours still wins if newer.
-        connection.execute(statement)
+class Recorder:
+    """Applies a batch's facts with one upsert per kind of fact (which columns it sets):
+    a row is inserted, or updated only where the fact is newer than what it holds, so
+    the newest fact wins whatever the order of arrival, with no read before the write.
+    Facts must be one per agent, in key order (`newest_facts`), so that concurrent
+    batches take the rows' locks in the same order."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self._statements: dict[tuple[str, ...], Insert] = {}
+
+    def record(self, connection: Connection, facts: Sequence[AgentFact], now: datetime) -> None:
+        by_kind: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for fact in facts:
+            by_kind[tuple(sorted(fact.changes))].append(
+                {
+                    "orgidentity": fact.team,
+                    "agentno": fact.agentno,
+                    "phone": fact.changes.get("phone"),
+                    # A row first known from a call's phone is of an agent at work.
+                    "logged_in": fact.changes.get("logged_in", True),
+                    "event_time": fact.event_time,
+                    "updated_at": now,
+                }
+            )
+        for kind, rows in by_kind.items():
+            connection.execute(self._statement(kind), rows)
+
+    def _statement(self, kind: tuple[str, ...]) -> Insert:
+        statement = self._statements.get(kind)
+        if statement is None:
+            statement = self._statements[kind] = upsert_newer(self.dialect, kind)
+        return statement
+
+
+def upsert_newer(dialect: str, changed: tuple[str, ...]) -> Insert:
+    """INSERT an agent row, or on its key UPDATE `changed`, `event_time` and
+    `updated_at` if the row's event_time is older than the new one."""
+    if dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(agent)
+        new = statement.inserted
+        newer = new.event_time > agent.c.event_time
+        # MySQL assigns left to right, later ones seeing earlier ones: event_time last.
+        names = [*changed, "updated_at", "event_time"]
+        return statement.on_duplicate_key_update(
+            [(n, func.if_(newer, new[n], agent.c[n])) for n in names]
+        )
+    upsert = postgresql.insert(agent) if dialect == "postgresql" else sqlite.insert(agent)
+    excluded = upsert.excluded
+    return upsert.on_conflict_do_update(
+        index_elements=[agent.c.orgidentity, agent.c.agentno],
+        set_={n: excluded[n] for n in (*changed, "updated_at", "event_time")},
+        where=excluded.event_time > agent.c.event_time,
+    )
 
 
 def phones(connection: Connection, team: str, numbers: Iterable[str]) -> dict[str, str]:

@@ -192,6 +192,21 @@ def pairs_in(
     return or_(*(and_(first == left, second.in_(rights)) for left, rights in grouped.items()))
 
 
+# What `call_event_from_row` reads: a fold needs neither the raw fields nor receipt times.
+CALL_EVENT_FOLDED = (
+    "orgidentity",
+    "sessionid",
+    "calltype",
+    "source",
+    "event",
+    "event_time",
+    "activenum",
+    "agentno",
+    "agentphone",
+    "hangupcause",
+)
+
+
 def call_event_from_row(row: Row[Any]) -> CallEvent:
     return CallEvent(
         team=row.orgidentity,
