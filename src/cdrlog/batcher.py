@@ -12,12 +12,12 @@ durable) until a drain has emptied it and the database answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class _Pending:
     accepted: Accepted
-    done: Future[Outcome]
+    done: asyncio.Future[Outcome]
+    loop: asyncio.AbstractEventLoop
+
+
+Result = Outcome | BaseException
 
 
 _STOP = None
@@ -69,9 +73,10 @@ class Batcher:
 
     async def store(self, accepted: Accepted) -> Outcome:
         """Returns once `accepted` is committed (or raises what storing it raised)."""
-        done: Future[Outcome] = Future()
-        self._queue.put(_Pending(accepted, done))
-        return await asyncio.wrap_future(done)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put(_Pending(accepted, done, loop))
+        return await done
 
     def close(self) -> None:
         """Store everything queued, then stop the writers."""
@@ -107,8 +112,7 @@ class Batcher:
         except (OperationalError, InterfaceError) as error:
             metrics.DATABASE_ERRORS.inc()
             if self.spool is None:
-                for pending in batch:
-                    pending.done.set_exception(error)
+                _settle(batch, [error] * len(batch))
                 return
             log.warning("database unreachable (%s); spooling until it is back", error)
             self.degraded.set()
@@ -117,7 +121,7 @@ class Batcher:
         except Exception as error:
             metrics.DATABASE_ERRORS.inc()
             if len(batch) == 1:
-                batch[0].done.set_exception(error)
+                _settle(batch, [error])
                 return
             # One event must not fail its neighbours: store them one by one instead.
             log.warning(
@@ -126,18 +130,15 @@ class Batcher:
             for pending in batch:
                 self._commit([pending])
             return
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            pending.done.set_result(outcome)
+        _settle(batch, list(outcomes))
 
     def _spool(self, batch: Sequence[_Pending], spool: Spool) -> None:
         try:
             spool.append([p.accepted for p in batch])
         except SpoolUnavailable as error:
-            for pending in batch:
-                pending.done.set_exception(error)
+            _settle(batch, [error] * len(batch))
             return
-        for pending in batch:
-            pending.done.set_result(Outcome.SPOOLED)
+        _settle(batch, [Outcome.SPOOLED] * len(batch))
 
     def drain(self) -> int:
         """Store what the spool holds; clears `degraded` once it is empty and the
@@ -163,6 +164,27 @@ class Batcher:
                 self.ingestor.dead_letter(_spooled_letter(event, one))
         if accepted:
             self.ingestor.ingest_many(accepted)
+
+
+def _settle(batch: Sequence[_Pending], results: Sequence[Result]) -> None:
+    """Hand each waiting request its result: one wake-up of each event loop per batch,
+    not one per event."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, Result]]] = {}
+    for pending, result in zip(batch, results, strict=True):
+        by_loop.setdefault(pending.loop, []).append((pending, result))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _resolve(settled: list[tuple[_Pending, Result]]) -> None:
+    for pending, result in settled:
+        if pending.done.done():  # the request went away meanwhile
+            continue
+        if isinstance(result, BaseException):
+            pending.done.set_exception(result)
+        else:
+            pending.done.set_result(result)
 
 
 def _spooled_letter(event: SpooledEvent, rejection: Rejection) -> DeadLetter:
