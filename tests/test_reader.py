@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from cdrlog import queries
 from cdrlog.app import create_app
 from cdrlog.database import make_engine
+from cdrlog.reader import Reader
+from cdrlog.report import CdrFilter, Sort
 from cdrlog.settings import Settings
+from cdrlog.storage import cdr
 from cdrlog.traffic import ExpectedCdr, GeneratedCall, generate_calls
 from conftest import Backend, empty_tables
 
@@ -213,3 +218,32 @@ def test_bad_reader_input_is_a_400_not_a_500(client: TestClient) -> None:
     ):
         assert client.get("/api/v1/cdrs", params=params).status_code == 400, params
     assert client.get("/api/v1/stats", params={"group_by": "week"}).status_code == 422
+
+
+def stored_cdr(engine: Engine, diallogid: str) -> None:
+    moment = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+    row = {
+        "orgidentity": "t1",
+        "diallogid": diallogid,
+        "calltype": "dialout",
+        "target": "DialOut",
+        "starttime": moment,
+        "disposition": "ANSWER",
+        "status": "closed",
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    with engine.begin() as connection:
+        connection.execute(cdr.insert(), row)
+
+
+def test_a_first_page_reads_its_ceiling_and_count_in_one_snapshot(engine: Engine) -> None:
+    """The count leaves out `id <= ceiling` (it is faster without): a CDR committed
+    between the two reads must then be invisible to both."""
+    stored_cdr(engine, "before")
+    with Reader(engine).connect(snapshot=True) as seen:
+        ceiling = seen.execute(queries.highest_id()).scalar_one()
+        stored_cdr(engine, "meanwhile")
+        assert seen.execute(queries.count(CdrFilter())).scalar_one() == 1
+    assert Reader(engine).count(CdrFilter()) == 2
+    assert ceiling == Reader(engine).page(CdrFilter(), Sort.NEWEST, None, 1).rows[0]["id"] - 1

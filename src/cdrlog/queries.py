@@ -185,8 +185,8 @@ def page(
     return query.limit(size)
 
 
-def count(wanted: CdrFilter, ceiling: int) -> Select[Any]:
-    return select(func.count()).select_from(cdr).where(*conditions(wanted), cdr.c.id <= ceiling)
+def count(wanted: CdrFilter) -> Select[Any]:
+    return select(func.count()).select_from(cdr).where(*conditions(wanted))
 
 
 def highest_id() -> Select[Any]:

@@ -49,15 +49,22 @@ class Reader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _connect(self) -> Connection:
-        return read_only(self.engine.connect())
+    def connect(self, snapshot: bool = False) -> Connection:
+        """A reading connection; with `snapshot`, its statements all see the database
+        as it was at the first (SQLite's transactions always do)."""
+        connection = read_only(self.engine.connect())
+        if snapshot and self.engine.dialect.name != "sqlite":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        return connection
 
     def page(self, wanted: CdrFilter, sort: Sort, after: Cursor | None, size: int) -> Page:
         """One page of CDRs; the first page fixes the snapshot the later ones walk."""
-        with self._connect() as connection:
+        with self.connect(snapshot=after is None) as connection:
             if after is None:
                 ceiling = connection.execute(queries.highest_id()).scalar() or 0
-                total = connection.execute(queries.count(wanted, ceiling)).scalar_one()
+                # One snapshot: every row it holds is at or under the ceiling, so the
+                # count needs no `id <=` (which would keep it off the smallest index).
+                total = connection.execute(queries.count(wanted)).scalar_one()
             else:
                 ceiling, total, sort = after.ceiling, after.total, after.sort
             query = queries.page(wanted, sort, after, ceiling, size + 1)
@@ -70,9 +77,8 @@ class Reader:
         return Page(total=total, rows=rows, next_cursor=following)
 
     def count(self, wanted: CdrFilter) -> int:
-        with self._connect() as connection:
-            ceiling = connection.execute(queries.highest_id()).scalar() or 0
-            total: int = connection.execute(queries.count(wanted, ceiling)).scalar_one()
+        with self.connect() as connection:
+            total: int = connection.execute(queries.count(wanted)).scalar_one()
         return total
 
     def batches(
@@ -84,12 +90,12 @@ class Reader:
         stays open while a slow client reads."""
         columns = queries.export_columns(CDR_COLUMNS)
         starttime, identity = CDR_COLUMNS.index("starttime"), CDR_COLUMNS.index("id")
-        with self._connect() as connection:
+        with self.connect() as connection:
             ceiling = connection.execute(queries.highest_id()).scalar() or 0
         after: Cursor | None = None
         while True:
             query = queries.page(wanted, sort, after, ceiling, size, columns)
-            with self._connect() as connection:
+            with self.connect() as connection:
                 rows = connection.execute(query).all()
             if rows:
                 yield rows
@@ -103,7 +109,7 @@ class Reader:
         query = select(cdr).where(cdr.c.id == cdr_id)
         if teams is not None:
             query = query.where(cdr.c.orgidentity.in_(teams))
-        with self._connect() as connection:
+        with self.connect() as connection:
             row = connection.execute(query).first()
             if row is None:
                 return None
@@ -119,7 +125,7 @@ class Reader:
         return dict(row._mapping) | {"events": timeline}
 
     def stats(self, wanted: CdrFilter, group_by: GroupBy, zone: ZoneInfo) -> list[StatsRow]:
-        with self._connect() as connection:
+        with self.connect() as connection:
             spans = []
             if group_by in (GroupBy.DAY, GroupBy.HOUR):
                 first, last = connection.execute(queries.time_range(wanted)).one()
@@ -149,7 +155,7 @@ class Reader:
             query = query.where(call_event.c.event_time < wanted.until)
         if before is not None:
             query = query.where(call_event.c.id < before)
-        with self._connect() as connection:
+        with self.connect() as connection:
             return [_event(row._mapping) for row in connection.execute(query)]
 
     def dead_letters(
@@ -162,11 +168,11 @@ class Reader:
             query = query.where(dead_letter.c.id < before)
         if unresolved:
             query = query.where(dead_letter.c.resolved_at.is_(None))
-        with self._connect() as connection:
+        with self.connect() as connection:
             return [_letter(row._mapping) for row in connection.execute(query)]
 
     def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
-        with self._connect() as connection:
+        with self.connect() as connection:
             row = connection.execute(
                 select(dead_letter).where(dead_letter.c.id == letter_id)
             ).first()
