@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 
 from cdrlog.bulk import LoadSummary, load, slots
 from cdrlog.cdr import fold_call
+from cdrlog.cli import cli
 from cdrlog.cli_bulk import bulk_load
 from cdrlog.database import make_engine, upgrade
 from cdrlog.events import CallEvent, fingerprint, parse_event
@@ -158,7 +159,7 @@ def test_the_read_api_works_on_loaded_calls(client: TestClient, loaded: LoadSumm
 
 def test_the_command_migrates_and_loads(sqlite_url: str) -> None:
     arguments = ["--db", sqlite_url, "--cdrs", "50", "--days", "2", "--teams", "1"]
-    result = CliRunner().invoke(bulk_load, [*arguments, "--agents", "3", "--seed", "3"])
+    result = CliRunner().invoke(cli, ["bulk-load", *arguments, "--agents", "3", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert "loaded 50 CDRs" in result.output
     assert "rows/s" in result.output

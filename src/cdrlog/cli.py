@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
 from cdrlog.auth import TokenStore
+from cdrlog.cli_bulk import bulk_load
 from cdrlog.cli_ops import purge, rejected_export, replay
 from cdrlog.cli_options import database_option, migrated_engine, settings_of
 from cdrlog.cli_read import export, rejected, stats
@@ -192,7 +193,17 @@ def agents_list(database_url: str, team: str | None) -> None:
     Console().print(table)
 
 
-for command in (simulate, export, stats, rejected, rebuild_command, token, replay, purge):
+for command in (
+    simulate,
+    export,
+    stats,
+    rejected,
+    rebuild_command,
+    token,
+    replay,
+    purge,
+    bulk_load,
+):
     cli.add_command(command)
 rejected.add_command(rejected_export)
 
