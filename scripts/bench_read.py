@@ -206,6 +206,7 @@ def prepare(engine: Engine, options: argparse.Namespace, console: Console) -> Re
         if options.reuse and engine.dialect.has_table(connection, "cdr"):
             present = connection.execute(select(func.count()).select_from(cdr)).scalar_one()
     if present:
+        upgrade(engine)  # the data stays; indexes follow the newest schema
         events = scalar(engine, select(func.count()).select_from(call_event))
         return {"data": Cell(f"{present:,} CDRs, {events:,} events"), "load": Cell("reused")}
     reset_schema(engine)

@@ -90,7 +90,17 @@ cdr = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
-    Index("ix_cdr_starttime", "starttime", "id"),
+    # Paging walks (starttime, id); statistics read the rest without touching the rows.
+    Index(
+        "ix_cdr_starttime",
+        "starttime",
+        "id",
+        "orgidentity",
+        "agentno",
+        "disposition",
+        "billsec",
+        "answertime",
+    ),
     Index("ix_cdr_team_starttime", "orgidentity", "starttime", "id"),
     Index("ix_cdr_agent", "orgidentity", "agentno", "starttime"),
     **TABLE_OPTIONS,
