@@ -220,8 +220,8 @@ def test_bad_reader_input_is_a_400_not_a_500(client: TestClient) -> None:
     assert client.get("/api/v1/stats", params={"group_by": "week"}).status_code == 422
 
 
-def stored_cdr(engine: Engine, diallogid: str) -> None:
-    moment = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+def stored_cdr(engine: Engine, diallogid: str, second: int = 0) -> None:
+    moment = datetime(2024, 3, 5, 9, 0, second, tzinfo=UTC)
     row = {
         "orgidentity": "t1",
         "diallogid": diallogid,
@@ -247,3 +247,31 @@ def test_a_first_page_reads_its_ceiling_and_count_in_one_snapshot(engine: Engine
         assert seen.execute(queries.count(CdrFilter())).scalar_one() == 1
     assert Reader(engine).count(CdrFilter()) == 2
     assert ceiling == Reader(engine).page(CdrFilter(), Sort.NEWEST, None, 1).rows[0]["id"] - 1
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+@pytest.mark.parametrize("size", [1, 3, 4])
+def test_pages_through_equal_start_times_miss_and_repeat_nothing(
+    engine: Engine, sort: Sort, size: int
+) -> None:
+    """Ties on starttime straddle page boundaries; the cursor takes over the filter's
+    time bound from the second page on, and the other bound still holds."""
+    for n in range(10):
+        stored_cdr(engine, f"c{n}", second=(0, 5, 5, 5, 5, 9, 9, 20, 20, 30)[n])
+    wanted = CdrFilter(
+        start_from=datetime(2024, 3, 5, 9, 0, 5, tzinfo=UTC),
+        start_to=datetime(2024, 3, 5, 9, 0, 30, tzinfo=UTC),
+    )
+    reader = Reader(engine)
+    seen, cursor = [], None
+    while True:
+        found = reader.page(wanted, sort, cursor, size)
+        seen += [(row["starttime"], row["id"]) for row in found.rows]
+        assert found.total == 8
+        if found.next_cursor is None:
+            break
+        cursor = found.next_cursor
+    assert seen == sorted(seen, reverse=sort is Sort.NEWEST)
+    assert len(set(seen)) == len(seen) == 8
+    walked = [row for batch in reader.batches(wanted, sort, size) for row in batch]
+    assert [row[0] for row in walked] == [row_id for _, row_id in seen]

@@ -7,6 +7,7 @@ and hours are computed from UTC epoch seconds plus the zone's offsets (see
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -16,7 +17,6 @@ from sqlalchemy import (
     Float,
     Select,
     String,
-    and_,
     case,
     cast,
     false,
@@ -164,25 +164,32 @@ def page(
     columns: list[ColumnElement[Any]] | None = None,
 ) -> Select[Any]:
     """One page in (starttime, id) order: a keyset walk, as fast deep as on page one.
-    Every column of the cdr table unless `columns` says which."""
+    Every column of the cdr table unless `columns` says which.
+
+    Past the first page, the cursor's time replaces the filter's bound on the side the
+    walk comes from (every row of the pages before was inside it): with a single bound
+    there, the index range starts at the cursor. Given both as parameters, SQLite ranges
+    from the filter's bound and steps over every row of the pages before, again per page.
+    """
     newest = sort is Sort.NEWEST
     order = (cdr.c.starttime.desc(), cdr.c.id.desc()) if newest else (cdr.c.starttime, cdr.c.id)
-    query = (
-        (select(*columns) if columns else select(cdr))
-        .where(*conditions(wanted), cdr.c.id <= ceiling)
-        .order_by(*order)
-    )
-    if after is not None:
-        here = (cdr.c.starttime, cdr.c.id)
-        if newest:
-            query = query.where(
-                or_(here[0] < after.starttime, and_(here[0] == after.starttime, here[1] < after.id))
-            )
-        else:
-            query = query.where(
-                or_(here[0] > after.starttime, and_(here[0] == after.starttime, here[1] > after.id))
-            )
-    return query.limit(size)
+    where = [cdr.c.id <= ceiling]
+    if after is None:
+        where += conditions(wanted)
+    elif newest:
+        where += conditions(replace(wanted, start_to=None))
+        where += [
+            cdr.c.starttime <= after.starttime,
+            or_(cdr.c.starttime < after.starttime, cdr.c.id < after.id),
+        ]
+    else:
+        where += conditions(replace(wanted, start_from=None))
+        where += [
+            cdr.c.starttime >= after.starttime,
+            or_(cdr.c.starttime > after.starttime, cdr.c.id > after.id),
+        ]
+    query = select(*columns) if columns else select(cdr)
+    return query.where(*where).order_by(*order).limit(size)
 
 
 def count(wanted: CdrFilter) -> Select[Any]:
