@@ -39,7 +39,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # SQLite has one writer at a time: one writer thread gathers the biggest batches.
+        # SQLite has one writer at a time: more writer threads would only split batches.
         writers = 1 if engine.dialect.name == "sqlite" else settings.writers
         batcher = Batcher(
             ingestor,
