@@ -42,21 +42,10 @@ CDR_COLUMNS = (
     "updated_at",
 )
 TIME_COLUMNS = frozenset({"starttime", "answertime", "endtime", "created_at", "updated_at"})
-# Columns whose text comes from the sender (or from a rule table, which costs nothing to
-# check): the only ones a formula could arrive in.
-TEXT_COLUMNS = frozenset(
-    {
-        "orgidentity",
-        "diallogid",
-        "calltype",
-        "target",
-        "src",
-        "dst",
-        "agentno",
-        "disposition",
-        "status",
-    }
-)
+NUMBER_COLUMNS = frozenset({"id", "duration", "billsec"})
+# The rest is text from the sender (or from a rule table, which costs nothing to check):
+# the only columns a formula could arrive in.
+TEXT_COLUMNS = frozenset(CDR_COLUMNS) - TIME_COLUMNS - NUMBER_COLUMNS
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # How far beyond the times at hand the zone's offsets are looked up at once, and how
 # far at most (the lookup probes every hour).

@@ -23,19 +23,15 @@ from cdrlog.cdr import Cdr
 from cdrlog.database import in_transaction, read_only
 from cdrlog.events import CallEvent, parse_event
 from cdrlog.ingest import CallKey, Ingestor
-from cdrlog.storage import call_event, call_event_from_row, call_session, pairs_in
+from cdrlog.storage import (
+    CALL_EVENT_PARSED,
+    call_event,
+    call_event_from_row,
+    call_session,
+    pairs_in,
+)
 
 EXAMPLES = 5
-PARSED_COLUMNS = (
-    "calltype",
-    "source",
-    "event",
-    "event_time",
-    "activenum",
-    "agentno",
-    "agentphone",
-    "hangupcause",
-)
 
 
 @dataclass(slots=True)
@@ -147,6 +143,6 @@ def _reparsed(connection: Connection, row: Row[Any], zone: ZoneInfo, summary: Re
         return stored
     if fresh != stored:
         summary.events_reparsed += 1
-        values = {name: getattr(fresh, name) for name in PARSED_COLUMNS}
+        values = {name: getattr(fresh, name) for name in CALL_EVENT_PARSED}
         connection.execute(update(call_event).where(call_event.c.id == row.id).values(values))
     return fresh

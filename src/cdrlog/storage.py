@@ -202,10 +202,8 @@ def pairs_in(
     return or_(*(and_(first == left, second.in_(rights)) for left, rights in grouped.items()))
 
 
-# What `call_event_from_row` reads: a fold needs neither the raw fields nor receipt times.
-CALL_EVENT_FOLDED = (
-    "orgidentity",
-    "sessionid",
+# What parsing an event's fields determines (`rebuild` parses them again).
+CALL_EVENT_PARSED = (
     "calltype",
     "source",
     "event",
@@ -215,6 +213,8 @@ CALL_EVENT_FOLDED = (
     "agentphone",
     "hangupcause",
 )
+# What `call_event_from_row` reads: a fold needs neither the raw fields nor receipt times.
+CALL_EVENT_FOLDED = ("orgidentity", "sessionid", *CALL_EVENT_PARSED)
 
 
 def call_event_from_row(row: Row[Any]) -> CallEvent:
