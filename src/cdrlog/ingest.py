@@ -104,9 +104,9 @@ class Ingestor:
         self._registry = registry.Recorder(engine.dialect.name)
         # Where a call's session row can be created in the transaction that then locks
         # it: SQLite has one writer at a time, and PostgreSQL, inserting and locking in
-        # key order, waits only on lower keys. InnoDB's next-key locks on duplicate
-        # checks can deadlock such transactions, so MariaDB creates them beforehand in
-        # a short transaction of their own (`_ensure_sessions`).
+        # key order, waits only on lower keys. InnoDB's duplicate check takes a shared
+        # lock that two waiters then both try to upgrade (a deadlock), so MariaDB
+        # creates them beforehand in a short transaction of their own (`_ensure_sessions`).
         self._sessions_inline = engine.dialect.name in ("sqlite", "postgresql")
 
     def ingest(self, accepted: Accepted) -> Outcome:

@@ -84,7 +84,7 @@ class Reader:
     def batches(
         self, wanted: CdrFilter, sort: Sort, size: int = EXPORT_BATCH
     ) -> Iterator[Sequence[Sequence[Any]]]:
-        """Every matching CDR as it was when the walk began, a batch of tuples in
+        """Every matching CDR that existed when the walk began, a batch of tuples in
         `CDR_COLUMNS` order at a time, times as naive UTC as the driver gives them (see
         `queries.driver_time`): memory stays flat for any count, and no transaction
         stays open while a slow client reads."""
