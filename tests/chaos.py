@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import httpx
 from sqlalchemy import Engine, select
 
 from cdrlog.events import fingerprint
@@ -41,7 +40,7 @@ from cdrlog.traffic import (
     generate_calls,
     stored_as_expected,
 )
-from servers import free_port
+from servers import free_port, wait_until_healthy
 
 HOST = "127.0.0.1"
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -84,7 +83,7 @@ class Server:
                 command, stdout=output, stderr=subprocess.STDOUT, env=environment
             )
         self.starts += 1
-        self._wait_until_healthy(self.process, timeout)
+        wait_until_healthy(self.base, self.process, self.log_tail, timeout)
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye; what was committed is all that is left."""
@@ -117,19 +116,6 @@ class Server:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"cdrlog serve is not running:\n{self.log_tail()}")
         return self.process
-
-    def _wait_until_healthy(self, process: subprocess.Popen[bytes], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"cdrlog serve exited early:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"cdrlog serve did not become healthy:\n{self.log_tail()}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -36,7 +36,7 @@ def running_server(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(base, process, log, timeout)
+        wait_until_healthy(base, process, log.read_text, timeout)
         yield base
     finally:
         process.terminate()
@@ -56,17 +56,23 @@ def running_servers(database_url: str, logs: Path, count: int) -> Iterator[list[
         ]
 
 
-def _wait_until_healthy(
-    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float
+def wait_until_healthy(
+    base: str,
+    process: subprocess.Popen[bytes],
+    said: Callable[[], str],
+    timeout: float = 30.0,
+    what: str = "cdrlog serve",
 ) -> None:
+    """Until `base` answers /healthz with 200; fails with what the process `said` if it
+    exits first or the time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"cdrlog serve exited early:\n{log.read_text()}")
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{said()}")
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.1)
-    raise RuntimeError(f"cdrlog serve did not become healthy:\n{log.read_text()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer /healthz within {timeout:g} s:\n{said()}")

@@ -32,7 +32,7 @@ from cdrlog.ingest import utc_now
 from cdrlog.limits import Buckets, RedactTokens
 from cdrlog.settings import Settings
 from cdrlog.tokens import TokenScope
-from servers import free_port
+from servers import free_port, wait_until_healthy
 from test_auth import ALPHA, bearer, call_events
 
 HTTPS = "https://testserver"
@@ -280,23 +280,11 @@ def server(sqlite_url: str, tmp_path: Path) -> Iterator[Server]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, log)
+        wait_until_healthy(base, process, log.read_text)
         yield Server(base, log, token)
     finally:
         process.terminate()
         process.wait(timeout=15)
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"cdrlog serve did not become healthy:\n{log.read_text()}")
 
 
 @pytest.mark.slow

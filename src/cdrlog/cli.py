@@ -16,7 +16,7 @@ from cdrlog.app import create_app
 from cdrlog.auth import TokenStore
 from cdrlog.cli_bulk import bulk_load
 from cdrlog.cli_ops import purge, rejected_export, replay
-from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.cli_options import database_option, migrated_engine, pbx_timezone_option, settings_of
 from cdrlog.cli_read import export, rejected, stats
 from cdrlog.cli_rebuild import rebuild_command
 from cdrlog.cli_simulate import simulate
@@ -37,13 +37,7 @@ def cli() -> None:
 @database_option
 @click.option("--host", envvar="CDRLOG_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="CDRLOG_PORT", default=8080, show_default=True, type=int)
-@click.option(
-    "--pbx-timezone",
-    envvar="CDRLOG_PBX_TIMEZONE",
-    default="UTC",
-    show_default=True,
-    help="IANA zone of eventTime values written without an offset.",
-)
+@pbx_timezone_option
 @click.option(
     "--display-timezone",
     envvar="CDRLOG_DISPLAY_TIMEZONE",

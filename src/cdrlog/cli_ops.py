@@ -23,7 +23,13 @@ from rich.progress import (
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.cli_options import (
+    database_option,
+    migrated_engine,
+    output_option,
+    pbx_timezone_option,
+    settings_of,
+)
 from cdrlog.ingest import Ingestor
 from cdrlog.purge import DEFAULT_BATCH as PURGE_BATCH
 from cdrlog.purge import PurgeCounts
@@ -45,13 +51,7 @@ EXPORT_PAGE = 1000
     type=click.Path(dir_okay=False, allow_dash=True),
 )
 @click.option("--team", default=None, help="Store every event for this team, as its push URL.")
-@click.option(
-    "--pbx-timezone",
-    envvar="CDRLOG_PBX_TIMEZONE",
-    default="UTC",
-    show_default=True,
-    help="IANA zone of eventTime values written without an offset.",
-)
+@pbx_timezone_option
 @click.option(
     "--batch",
     type=click.IntRange(1, 10_000),
@@ -205,13 +205,7 @@ def _purge_text(counts: PurgeCounts, cut: datetime, team: str | None, dry_run: b
 @database_option
 @click.option("--team", default=None, help="Only this team's dead letters.")
 @click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
-@click.option(
-    "--output",
-    "-o",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="File (default: stdout).",
-)
+@output_option
 def rejected_export(database_url: str, team: str | None, everything: bool, output: TextIO) -> None:
     """Write dead letters (unresolved ones unless --all), newest first, as JSON lines
     that `cdrlog replay` takes back: `body` as text, `body_base64` as the exact bytes."""

@@ -23,6 +23,20 @@ database_option = click.option(
     help="SQLAlchemy URL: sqlite:///FILE, mysql+pymysql://USER@HOST/DB, "
     "postgresql+psycopg://USER@HOST/DB.",
 )
+pbx_timezone_option = click.option(
+    "--pbx-timezone",
+    envvar="CDRLOG_PBX_TIMEZONE",
+    default="UTC",
+    show_default=True,
+    help="IANA zone of eventTime values written without an offset.",
+)
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="File (default: stdout).",
+)
 
 
 def settings_of(**values: Any) -> Settings:

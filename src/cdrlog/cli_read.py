@@ -15,7 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.cli_options import (
+    database_option,
+    migrated_engine,
+    output_option,
+    pbx_timezone_option,
+    settings_of,
+)
 from cdrlog.exports import Batch, csv_chunks, jsonl_chunks
 from cdrlog.ingest import Ingestor
 from cdrlog.push import Receiver, RetryRefused, retry
@@ -69,13 +75,7 @@ agent_option = click.option("--agent", help="Only this agent number.")
 @click.option(
     "--format", "kind", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="File (default: stdout).",
-)
+@output_option
 def export(
     database_url: str,
     start: str | None,
@@ -202,7 +202,7 @@ def rejected_list(database_url: str, team: str | None, everything: bool, limit: 
 
 @rejected.command("retry")
 @database_option
-@click.option("--pbx-timezone", envvar="CDRLOG_PBX_TIMEZONE", default="UTC", show_default=True)
+@pbx_timezone_option
 @click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
 @click.argument("letter_ids", nargs=-1, type=int, required=True)
 def rejected_retry(

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func, select
 
 from cdrlog.cdr import Cdr
-from cdrlog.cli_options import database_option, migrated_engine, settings_of
+from cdrlog.cli_options import database_option, migrated_engine, pbx_timezone_option, settings_of
 from cdrlog.cli_read import moment, zone_option
 from cdrlog.ingest import Ingestor
 from cdrlog.rebuild import Rebuilt, Scope, rebuild
@@ -26,7 +26,7 @@ from cdrlog.storage import call_session
 @click.option("--from", "start", help="Only calls with an event at or after (ISO-8601).")
 @click.option("--to", "end", help="Only calls with an event before (ISO-8601).")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of --from/--to without offset.")
-@click.option("--pbx-timezone", envvar="CDRLOG_PBX_TIMEZONE", default="UTC", show_default=True)
+@pbx_timezone_option
 @click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 def rebuild_command(
