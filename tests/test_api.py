@@ -32,6 +32,10 @@ CONTRACT_COLUMNS = [
     "billsec",
     "disposition",
     "status",
+    "did",
+    "agent_group",
+    "hold_seconds",
+    "transferred_to",
     "created_at",
     "updated_at",
 ]
@@ -157,6 +161,10 @@ def test_a_cdr_as_the_api_shows_it(stored: TestClient) -> None:
         "billsec": 91,
         "disposition": "ANSWER",
         "status": "closed",
+        "did": None,
+        "agent_group": None,
+        "hold_seconds": 0,
+        "transferred_to": None,
     }
     assert datetime.fromisoformat(created).utcoffset() is not None
     assert datetime.fromisoformat(updated).utcoffset() is not None

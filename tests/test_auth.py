@@ -235,7 +235,7 @@ class View:
     name: str
     path: str
     params: dict[str, str]
-    items: str  # cdrs | csv | jsonl | stats | events | rejected
+    items: str  # cdrs | csv | jsonl | stats | events | rejected | agents
     headers: dict[str, str] = field(default_factory=dict)
 
     def get(self, client: TestClient, token: str, **extra: str) -> httpx.Response:
@@ -271,14 +271,23 @@ VIEWS = [
     View("stats by hour", "/api/v1/stats", {"group_by": "hour"}, "stats"),
     View("events", "/api/v1/events", {}, "events"),
     View("rejected", "/api/v1/rejected", {}, "rejected"),
+    View("agents", "/api/v1/agents", {}, "agents"),
     View("unresolved rejected", "/api/v1/rejected", {"unresolved": "true"}, "rejected"),
 ]
 VIEWS_BY_NAME = {view.name: view for view in VIEWS}
 # Each read endpoint in each format once: the views a refused token is tried on.
-GUARDED = {"cdrs json", "cdrs csv", "cdrs jsonl", "stats by agent", "events", "rejected"}
-# What each kind of view holds per team: calls, journaled events or dead letters.
-ALPHA_HOLDS = {"events": ALPHA_EVENTS, "rejected": 1}
-ZEBRA_HOLDS = {"events": ZEBRA_EVENTS, "rejected": 2}
+GUARDED = {
+    "cdrs json",
+    "cdrs csv",
+    "cdrs jsonl",
+    "stats by agent",
+    "events",
+    "rejected",
+    "agents",
+}
+# What each kind of view holds per team: calls, journaled events, dead letters or agents.
+ALPHA_HOLDS = {"events": ALPHA_EVENTS, "rejected": 1, "agents": 2}
+ZEBRA_HOLDS = {"events": ZEBRA_EVENTS, "rejected": 2, "agents": 2}
 
 
 def expected(view: View, holds: dict[str, int], calls: int) -> int:
@@ -356,7 +365,7 @@ def test_a_read_token_of_zebra_sees_only_zebra(world: World) -> None:
 
 
 def test_an_admin_token_sees_both_teams(world: World) -> None:
-    both = {"events": ALPHA_EVENTS + ZEBRA_EVENTS, "rejected": 3}
+    both = {"events": ALPHA_EVENTS + ZEBRA_EVENTS, "rejected": 3, "agents": 4}
     for view in VIEWS:
         answer = view.get(world.client, world.tokens.admin)
         assert answer.status_code == 200, (view.name, answer.text)
@@ -716,7 +725,8 @@ def test_without_any_token_the_service_is_open(settings: Settings, engine: Engin
         for view in VIEWS:
             answer = view.get(client, "anything at all")
             assert answer.status_code == 200, (view.name, answer.text)
-            assert view.count(answer) == expected(view, {"events": 15, "rejected": 1}, 5)
+            everything = {"events": 15, "rejected": 1, "agents": 4}
+            assert view.count(answer) == expected(view, everything, 5)
         letter_id = letter.json()["rejected"][0]["dead_letter_id"]
         assert client.post(f"/api/v1/rejected/{letter_id}/retry").status_code == 200
         assert sign_in(client, NO_SUCH_TOKEN).status_code == 401

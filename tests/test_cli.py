@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -80,6 +80,42 @@ def test_agents_set_then_list(sqlite_url: str) -> None:
     listed = run("agents", "list", "--db", sqlite_url)
     assert "1001" in listed
     assert "8001" in listed
+    assert "logged out" in listed
+
+
+def test_agents_list_shows_each_state_and_how_long(sqlite_url: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with TestClient(create_app(Settings(database_url=sqlite_url), engine)) as client:
+        assert client.post("/astercc/events", json=agent_day(now)).status_code == 200
+    engine.dispose()
+
+    listed = run("agents", "list", "--db", sqlite_url, "--team", "team1")
+
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in listed.splitlines()]
+    by_agent = {row[1]: row for row in rows if row}
+    paused_at = (now - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    assert set(by_agent) == {"1001", "1002", "1003"}
+    assert by_agent["1001"][:5] == ["team1", "1001", "8001", "100", "available"]
+    assert by_agent["1001"][6] in ("2h 00m", "2h 01m")
+    assert by_agent["1002"][4:6] == ["paused", paused_at]
+    assert by_agent["1003"][4] == "wrap-up"
+
+
+def agent_day(now: datetime) -> list[dict[str, str]]:
+    def event(team: str, agentno: str, name: str, minutes_ago: int, **extra: str) -> dict[str, str]:
+        moment = (now - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%d %H:%M:%S")
+        fields = {"orgidentity": team, "agentno": agentno, "event": name, "eventTime": moment}
+        return fields | extra
+
+    return [
+        event("team1", "1001", "login", 120, agentphone="8001", AgentGroupId="100"),
+        event("team1", "1002", "login", 60, agentphone="8002"),
+        event("team1", "1002", "paused", 5),
+        event("team1", "1003", "hangupacw", 1),
+        event("team2", "2001", "login", 1),
+    ]
 
 
 def test_rejected_list_and_retry(sqlite_url: str) -> None:

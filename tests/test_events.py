@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdrlog.events import (
-    LEGS,
+    AGENT_EVENTS,
     MAX_LENGTH,
+    SOURCES,
     AgentEvent,
     CallEvent,
     Event,
@@ -120,7 +121,7 @@ def test_values_are_stripped() -> None:
 
 
 def test_extra_fields_are_fine() -> None:
-    fields = ringing(uniqueid="1767574800.43", queue="", **{"X-Custom": "anything"})
+    fields = ringing(userdata="1767574800.43", queue="", **{"X-Custom": "anything"})
     assert call_event(fields) == call_event(ringing())
 
 
@@ -131,14 +132,68 @@ def test_non_ascii_text_is_accepted() -> None:
 # --- Case --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["CALLER", "caller", "Caller", "CALLEE", "callee", "cAlLeE"])
+@pytest.mark.parametrize(
+    "source", ["CALLER", "caller", "Caller", "CALLEE", "callee", "agent", "Consult", "conversation"]
+)
 def test_source_is_case_insensitive_and_upper_cased(source: str) -> None:
+    assert call_event(ringing(source=source)).source == source.upper()
+    assert source.upper() in SOURCES
+
+
+@pytest.mark.parametrize("source", ["A", "B", "legA", "CALLERS", "CALL ER", "*"])
+def test_an_unknown_source_is_stored_not_refused(source: str) -> None:
+    # It changes no CDR (the rules know no such leg), but asterCC is never refused.
     assert call_event(ringing(source=source)).source == source.upper()
 
 
-@pytest.mark.parametrize("source", ["AGENT", "A", "B", "legA", "CALLERS", "CALL ER", "*"])
-def test_source_must_be_caller_or_callee(source: str) -> None:
-    assert rejected(ringing(source=source)) == {"source": "must be CALLER or CALLEE"}
+def test_the_manuals_printed_example_is_a_call_event_with_every_field() -> None:
+    fields = {
+        "calleridnum": "041139735857",
+        "didnumber": "8008008",
+        "activenum": "041139735855",
+        "source": "AGENT",
+        "event": "ringing",
+        "uniqueid": "78969",
+        "sessionid": "efeb7b374a3408b0d0954f30a1504d83",
+        "eventTime": "2010-01-01 08:21:58",
+        "AgentTeamId": "20",
+        "modeltype": "Campaign",
+        "model_id": "10",
+        "AgentGroupId": "100",
+        "calltype": "dialout",
+        "channel": "Local/015967121144@hosted-dialout-408a;1",
+        "from": "dialout",
+    }
+    assert call_event(fields) == CallEvent(
+        team="acme",
+        sessionid="efeb7b374a3408b0d0954f30a1504d83",
+        calltype="dialout",
+        source="AGENT",
+        event="ringing",
+        event_time=datetime(2010, 1, 1, 0, 21, 58, tzinfo=UTC),
+        activenum="041139735855",
+        calleridnum="041139735857",
+        didnumber="8008008",
+        uniqueid="78969",
+        agent_group="100",
+    )
+
+
+def test_from_stands_in_for_an_absent_calltype() -> None:
+    assert call_event(ringing(calltype=None, **{"from": "DialIn"})).calltype == "dialin"
+    assert call_event(ringing(calltype="dialout", **{"from": "dialin"})).calltype == "dialout"
+
+
+@pytest.mark.parametrize(
+    ("text", "number"), [("17", 17), ("0042", 42), ("-3", None), ("1e3", None)]
+)
+def test_eventid_is_a_number_or_orders_nothing(text: str, number: int | None) -> None:
+    assert call_event(ringing(eventid=text)).eventid == number
+
+
+@pytest.mark.parametrize("name", ["incoming", "join", "onhold", "hold", "resume", "unhold"])
+def test_the_manuals_call_events_need_no_activenum(name: str) -> None:
+    assert call_event(ringing(event=name, activenum=None)).event == name
 
 
 def test_calltype_and_event_are_lower_cased() -> None:
@@ -154,10 +209,18 @@ def test_unknown_calltype_is_still_a_call_event(calltype: str) -> None:
     assert call_event(ringing(calltype=calltype.upper())).calltype == calltype
 
 
-@pytest.mark.parametrize("name", ["link", "hold", "unhold", "transfer", "LINK"])
+@pytest.mark.parametrize("name", ["link", "transfer", "LINK"])
 def test_unknown_event_is_still_a_call_event(name: str) -> None:
     event = call_event(ringing(event=name, activenum=None))
     assert event.event == name.lower()
+
+
+@pytest.mark.parametrize("name", ["link", "dtmf", "queuefull"])
+def test_unknown_event_needs_only_its_name_and_time(name: str) -> None:
+    result = parse({"event": name, "eventTime": "2026-01-05 09:00:05"})
+    assert isinstance(result, AgentEvent)
+    assert (result.event, result.agentno) == (name, None)
+    assert set(rejected({"event": name})) == {"eventTime"}
 
 
 # --- Required fields ---------------------------------------------------------------------
@@ -166,33 +229,32 @@ def test_unknown_event_is_still_a_call_event(name: str) -> None:
 @pytest.mark.parametrize("name", CALL_REQUIRED)
 def test_each_missing_required_field_is_named(name: str) -> None:
     errors = rejected(ringing(**{name: None}))
-    assert errors[name] == "is required"
+    assert errors[name].startswith("is required")
 
 
-def test_every_missing_field_is_named_at_once() -> None:
-    assert rejected({"agentno": "1001"}, url_team=None) == {
+def test_every_missing_field_of_a_call_event_is_named_at_once() -> None:
+    assert rejected({"agentno": "1001", "event": "hangup"}, url_team=None) == {
         "sessionid": "is required",
-        "calltype": "is required",
+        "calltype": "is required (or `from`)",
         "source": "is required",
-        "event": "is required",
         "eventTime": "is required",
         "orgidentity": "is required when the URL names no team",
     }
 
 
-def test_an_empty_push_names_every_required_field() -> None:
-    assert set(rejected({})) == set(CALL_REQUIRED)
+def test_an_empty_push_names_the_event_and_its_time() -> None:
+    assert set(rejected({})) == {"event", "eventTime"}
 
 
 def test_missing_and_bad_fields_are_reported_together() -> None:
-    errors = rejected(ringing(sessionid=None, source="AGENT", eventTime="yesterday"))
+    errors = rejected(ringing(sessionid=None, source=None, eventTime="yesterday"))
     assert set(errors) == {"sessionid", "source", "eventTime"}
 
 
 @pytest.mark.parametrize("empty", ["", " ", "\t", "\r\n"])
 @pytest.mark.parametrize("name", CALL_REQUIRED)
 def test_empty_string_counts_as_absent(name: str, empty: str) -> None:
-    assert rejected(ringing(**{name: empty}))[name] == "is required"
+    assert rejected(ringing(**{name: empty}))[name].startswith("is required")
 
 
 def test_ringing_needs_activenum() -> None:
@@ -229,6 +291,17 @@ def test_login_is_an_agent_event() -> None:
     )
 
 
+@pytest.mark.parametrize("name", sorted(AGENT_EVENTS))
+def test_every_agent_event_of_the_manual_is_an_agent_event(name: str) -> None:
+    result = parse(login(event=name, agentphone=None, AgentGroupId="100", eventid="7"))
+    assert isinstance(result, AgentEvent)
+    assert (result.event, result.agent_group, result.eventid) == (name, "100", 7)
+
+
+def test_an_agent_event_with_a_sessionid_is_still_an_agent_event() -> None:
+    assert isinstance(parse(login(event="hangupacw", sessionid="s1")), AgentEvent)
+
+
 def test_login_needs_no_call_fields() -> None:
     # Neither sessionid, calltype nor source: a login belongs to no call.
     result = parse(login(event="LOGIN", source="whatever"))
@@ -236,9 +309,13 @@ def test_login_needs_no_call_fields() -> None:
     assert result.event == "login"
 
 
-@pytest.mark.parametrize("name", ["agentno", "agentphone", "eventTime"])
+@pytest.mark.parametrize("name", ["agentno", "eventTime"])
 def test_login_requires_its_fields(name: str) -> None:
     assert rejected(login(**{name: None})) == {name: "is required"}
+
+
+def test_login_needs_no_phone() -> None:
+    assert isinstance(parse(login(agentphone=None)), AgentEvent)
 
 
 def test_logout_needs_no_phone() -> None:
@@ -457,8 +534,8 @@ def test_parse_event_never_raises(
     assert result.event_time.tzinfo is UTC
     assert result.event == result.event.lower()
     if isinstance(result, CallEvent):
-        assert result.source in LEGS
+        assert result.source == result.source.upper()
         assert result.calltype == result.calltype.lower()
-        assert result.event not in {"login", "logout"}
-    else:
-        assert result.event in {"login", "logout"}
+        assert result.event not in AGENT_EVENTS
+    elif result.event in AGENT_EVENTS:
+        assert result.agentno is not None

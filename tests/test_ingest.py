@@ -55,6 +55,10 @@ def leg(
     }
 
 
+# What a closed call in the seed's shape holds in the columns the manual's fields fill.
+SEED_SHAPE_EXTRAS = {"did": None, "agent_group": None, "hold_seconds": 0, "transferred_to": None}
+
+
 def outbound(sessionid: str) -> list[Fields]:
     """Agent 1001 (phone 8001) calls 13800138000, who answers; the customer hangs up first."""
     agent_fields = {"agentno": "1001", "agentphone": "8001"}
@@ -83,6 +87,7 @@ def expected_outbound(sessionid: str) -> dict[str, Any]:
         "billsec": 88,
         "disposition": "ANSWER",
         "status": "closed",
+        **SEED_SHAPE_EXTRAS,
     }
 
 
@@ -421,6 +426,7 @@ def planned_call(n: int) -> tuple[list[Fields], dict[str, Any]]:
         "billsec": int((end - answer).total_seconds()) if answer else 0,
         "disposition": disposition,
         "status": "closed",
+        **SEED_SHAPE_EXTRAS,
     }
     return events, expected
 

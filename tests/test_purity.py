@@ -14,7 +14,14 @@ import pytest
 import cdrlog
 
 PACKAGE = Path(cdrlog.__file__).parent
-CORE = ("cdrlog.times", "cdrlog.events", "cdrlog.rules", "cdrlog.cdr", "cdrlog.bodies")
+CORE = (
+    "cdrlog.times",
+    "cdrlog.events",
+    "cdrlog.rules",
+    "cdrlog.cdr",
+    "cdrlog.agentstate",
+    "cdrlog.bodies",
+)
 # Stdlib modules that are IO, clocks, randomness or process state: not for the core.
 IMPURE_STDLIB = frozenset(
     {

@@ -216,7 +216,7 @@ RINGING = SEED_CALL[0]
         ),
         pytest.param(_without(RINGING, "eventTime"), {"eventTime"}, id="missing-eventTime"),
         pytest.param(_without(RINGING, "calltype"), {"calltype"}, id="missing-calltype"),
-        pytest.param(RINGING | {"source": "LEG-C"}, {"source"}, id="bad-source"),
+        pytest.param(_without(RINGING, "source"), {"source"}, id="missing-source"),
         pytest.param(_without(RINGING, "activenum"), {"activenum"}, id="ringing-no-activenum"),
         pytest.param(RINGING | {"sessionid": "s" * 129}, {"sessionid"}, id="long-sessionid"),
         pytest.param(
@@ -225,10 +225,11 @@ RINGING = SEED_CALL[0]
             id="three-at-once",
         ),
         pytest.param(
-            {"event": "login", "eventTime": "2024-03-05 08:00:00", "agentno": "1001"},
-            {"agentphone"},
-            id="login-without-phone",
+            {"event": "paused", "eventTime": "2024-03-05 08:00:00"},
+            {"agentno"},
+            id="agent-event-without-agentno",
         ),
+        pytest.param(_without(RINGING, "event"), {"event"}, id="missing-event"),
     ],
 )
 def test_refusal_names_each_bad_field_and_keeps_a_dead_letter(
@@ -245,6 +246,77 @@ def test_refusal_names_each_bad_field_and_keeps_a_dead_letter(
     assert all(isinstance(message, str) and message for message in answer["errors"].values())
     assert_dead_letter(engine, answer["dead_letter_id"], body, answer["errors"])
     assert count(engine, call_event) == 0
+
+
+# The event asterCC's interface manual prints, byte for byte: raw spaces and `/`, `;`
+# unencoded, a trailing `&`, no orgidentity (the per-team URL names the team).
+MANUAL_EXAMPLE = (
+    b"calleridnum=041139735857&didnumber=8008008&activenum=041139735855&source=AGENT"
+    b"&event=ringing&uniqueid=78969&sessionid=efeb7b374a3408b0d0954f30a1504d83"
+    b"&eventTime=2010-01-01 08:21:58&AgentTeamId=20&modeltype=Campaign&model_id=10"
+    b"&AgentGroupId=100&calltype=dialout&channel=Local/015967121144@hosted-dialout-408a;1"
+    b"&from=dialout&"
+)
+
+
+def test_the_manuals_printed_example_is_stored_byte_for_byte(
+    client: TestClient, engine: Engine
+) -> None:
+    response = client.post(f"/astercc/{TEAM}/events", content=MANUAL_EXAMPLE, headers=_form())
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "stored"}
+    stored = rows(engine, call_event)[0]
+    assert (stored["source"], stored["event"], stored["uniqueid"], stored["agent_group"]) == (
+        "AGENT",
+        "ringing",
+        "78969",
+        "100",
+    )
+    fields = json.loads(stored["fields"])
+    assert fields["eventTime"] == "2010-01-01 08:21:58"
+    assert fields["channel"] == "Local/015967121144@hosted-dialout-408a;1"
+    assert count(engine, dead_letter) == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"source": "QUEUE"}, id="unknown-source"),
+        pytest.param({"event": "dtmf", "activenum": ""}, id="unknown-call-event"),
+        pytest.param({"calltype": "internal"}, id="unknown-calltype"),
+        pytest.param({"calltype": "", "from": "dialout"}, id="from-for-calltype"),
+        pytest.param({"X-Anything": "1", "userdata": "a=b"}, id="extra-fields"),
+    ],
+)
+def test_what_asterCC_may_send_is_never_refused(
+    client: TestClient, engine: Engine, fields: Fields
+) -> None:
+    body = urlencode(RINGING | fields).encode()
+
+    response = client.post(f"/astercc/{TEAM}/events", content=body, headers=_form())
+
+    assert response.status_code == 200, response.text
+    assert count(engine, call_event) == 1
+    assert count(engine, dead_letter) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"event=paused&agentno=1001&eventTime=2024-03-05 08:00:00&AgentGroupId=100&",
+        b"event=logoff&agentno=1001&eventTime=2024-03-05 18:00:00&",
+        b"event=workwayall&agentno=1001&eventTime=2024-03-05 08:00:01&",
+        b"event=queuefull&eventTime=2024-03-05 08:00:01&",
+    ],
+)
+def test_agent_and_unknown_events_without_a_call_are_stored(
+    client: TestClient, engine: Engine, body: bytes
+) -> None:
+    response = client.post(f"/astercc/{TEAM}/events", content=body, headers=_form())
+
+    assert response.status_code == 200, response.text
+    assert rows(engine, call_event)[0]["sessionid"] is None
 
 
 def test_dead_letter_records_where_a_refusal_came_from(client: TestClient, engine: Engine) -> None:

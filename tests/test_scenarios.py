@@ -53,6 +53,10 @@ EXPECTED_COLUMNS = frozenset(
         "billsec",
         "disposition",
         "status",
+        "did",
+        "agent_group",
+        "hold_seconds",
+        "transferred_to",
     }
 )
 ROW = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\S*|\S+)\s+(.*)")
@@ -93,6 +97,7 @@ CONVERT: Mapping[str, Callable[[str], Value]] = {
     "endtime": _time,
     "duration": int,
     "billsec": int,
+    "hold_seconds": int,
 }
 
 

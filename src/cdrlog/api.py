@@ -1,10 +1,11 @@
-"""The read API: CDRs (JSON, CSV, JSON lines), one CDR's timeline, statistics, the
-journal and the dead letters. HTTP only: queries live in `reader`, shapes in `schemas`."""
+"""The read API: CDRs (JSON, CSV, JSON lines), one CDR's timeline, statistics, agents'
+states, the journal and the dead letters. HTTP only: queries live in `reader` and
+`agents`, shapes in `schemas`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -13,8 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cdrlog import schemas
+from cdrlog.agents import listing
 from cdrlog.auth import reader_scope
 from cdrlog.exports import Batch, capped, csv_chunks, jsonl_chunks, shown
+from cdrlog.ingest import Clock
 from cdrlog.reader import EventFilter, Reader
 from cdrlog.report import CdrFilter, Cursor, GroupBy, NumberMatch, Sort
 from cdrlog.rules import Disposition, Status
@@ -170,6 +173,31 @@ def get_stats(
     return schemas.Stats(
         group_by=group_by, tz=str(zone), rows=[schemas.StatsOut.of(r) for r in rows]
     )
+
+
+@router.get(
+    "/agents",
+    tags=["agents"],
+    response_model=schemas.AgentList,
+    summary="Each agent and its state now: available, on a call, paused, wrap-up or logged out",
+)
+def list_agents(
+    request: Request,
+    reader: ReaderDep,
+    scope: ScopeDep,
+    zone: ZoneDep,
+    team: Annotated[str | None, Query(description="team (orgidentity)")] = None,
+    orgidentity: Annotated[str | None, Query(description="same as `team`")] = None,
+) -> Any:
+    teams = scope.narrow(_one_of("team", team, orgidentity))
+    if teams == ():
+        return schemas.AgentList(agents=[])
+    settings: Settings = request.app.state.settings
+    clock: Clock = request.app.state.clock
+    # The same limit that closes a call as timeout: a call past it is no longer on.
+    longest = timedelta(minutes=settings.max_call_minutes)
+    found = listing(reader.engine, teams, clock(), longest)
+    return schemas.AgentList(agents=[schemas.AgentOut.of(agent, zone) for agent in found])
 
 
 @router.get(

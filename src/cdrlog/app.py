@@ -71,6 +71,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.tokens = TokenStore(engine, clock, settings.token_cache_seconds)
     app.state.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
     by_address = Buckets(settings.rate_per_second, settings.rate_burst)

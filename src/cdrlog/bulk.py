@@ -244,7 +244,7 @@ def journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:
     two seconds, fixed by its fingerprint) after it happened."""
     rows = []
     for fields in call.events:
-        event = parse_event(fields, url_team=None, pbx_timezone=_UTC_ZONE)
+        event = parse_event(fields, url_team=call.agent.team, pbx_timezone=_UTC_ZONE)
         if not isinstance(event, CallEvent):
             raise ValueError(f"the generator made an event the receiver refuses: {fields}")
         key = fingerprint(event.team, fields)

@@ -10,20 +10,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from cdrlog.events import CALLER, CallEvent
+from cdrlog.events import CallEvent
 from cdrlog.rules import (
     CALL_TYPES,
     CDR_EVENTS,
     DIALOUT,
+    HOLDS,
+    RESUMES,
+    RULES,
     TARGET,
     Disposition,
+    Ends,
+    Role,
     Rule,
     Status,
     disposition_for_cause,
-    rule_for,
+    role_of,
 )
 
 
@@ -31,7 +36,8 @@ from cdrlog.rules import (
 class Cdr:
     """One call's record, as the contract's `cdr` table holds it (without storage ids).
 
-    `duration` and `billsec` are None while the call is open: they are not known yet.
+    `duration`, `billsec` and `hold_seconds` are None while the call is open: they are
+    not known yet.
     """
 
     team: str
@@ -48,12 +54,37 @@ class Cdr:
     billsec: int | None
     disposition: Disposition
     status: Status
+    did: str | None = None
+    agent_group: str | None = None
+    hold_seconds: int | None = None
+    transferred_to: str | None = None
 
 
-def event_order(event: CallEvent) -> tuple[datetime, str, str, str, str, str, str, str]:
-    """A total order on event content: events equal under it are the same event."""
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """An event with what it is to its call: its leg's role and its rule."""
+
+    event: CallEvent
+    role: Role
+    rule: Rule
+
+
+@dataclass(frozen=True, slots=True)
+class _Agent:
+    """Who handled the call, as far as its events tell (the registry not yet asked)."""
+
+    agentno: str | None
+    phone: str | None
+    group: str | None
+
+
+def event_order(event: CallEvent) -> tuple[Any, ...]:
+    """A total order on event content: events equal under it are the same event. At one
+    eventTime the lower `eventid` comes first (contract section 4, "Order")."""
     return (
         event.event_time,
+        event.eventid is None,
+        event.eventid or 0,
         event.source,
         event.event,
         event.calltype,
@@ -61,6 +92,10 @@ def event_order(event: CallEvent) -> tuple[datetime, str, str, str, str, str, st
         event.agentno or "",
         event.agentphone or "",
         event.hangupcause or "",
+        event.uniqueid or "",
+        event.calleridnum or "",
+        event.didnumber or "",
+        event.agent_group or "",
     )
 
 
@@ -70,12 +105,13 @@ def affects_cdr(event: CallEvent) -> bool:
 
 
 def registry_needed(events: Iterable[CallEvent]) -> set[str]:
-    """Agent numbers whose registered phone `fold_call` may use: none when an event
-    carries its own `agentphone`, which always comes first."""
-    relevant = [e for e in events if affects_cdr(e)]
-    if any(e.agentphone is not None for e in relevant):
+    """Agent numbers whose registered phone `fold_call` would use: only when no event
+    tells the handling agent's phone itself."""
+    calltype, legs = _legs(events)
+    if not legs:
         return set()
-    return {e.agentno for e in relevant if e.agentno is not None}
+    handler = _handler(calltype, legs, _first_leg(legs, "answers"))
+    return {handler.agentno} if handler.phone is None and handler.agentno is not None else set()
 
 
 def fold_call(
@@ -85,40 +121,40 @@ def fold_call(
 ) -> Cdr | None:
     """The CDR of one call, or None while no event proves that the call exists.
 
-    `agent_phones` is the team's agent registry (agent number -> phone) for the agents
-    the events name; it supplies an outbound call's `src` when no event carries
-    `agentphone`. Where events disagree, the earliest one (by `event_order`) wins.
-    A call that started before `stale_before` and has no hangup is closed as `timeout`,
-    ending at its last event: its hangup was lost (a later one still closes it).
+    `agent_phones` is the team's agent registry (agent number -> phone): the last
+    resort for the handling agent's phone. Where events disagree, the earliest one (by
+    `event_order`) wins. A call that started before `stale_before` and has no hangup is
+    closed as `timeout`, ending at its last event: its hangup was lost (a later one
+    still closes it).
     """
-    ordered = sorted((e for e in events if affects_cdr(e)), key=event_order)
-    calltype = next((e.calltype for e in ordered), None)
-    if calltype is None:
-        return None
-    ruled = [(e, r) for e in ordered if (r := rule_for(calltype, e.source, e.event)) is not None]
-    proving = [e for e, rule in ruled if rule.proves_call]
+    calltype, legs = _legs(events)
+    proving = [leg.event for leg in legs if leg.rule.proves_call]
     if not proving:
         return None
-    start = _first(e.event_time for e, rule in ruled if rule.starts) or proving[0].event_time
-    answer = _first(e.event_time for e, rule in ruled if rule.answers)
-    hangups = [e for e, rule in ruled if rule.hangs_up]
-    end, status = _ending(ordered, hangups, start, stale_before)
-    agentno = _first(e.agentno for e in ordered)
-    src = _number(ruled, "src")
-    if calltype == DIALOUT:
-        src = _agent_phone(ordered, ruled, agentno, agent_phones)
+    start = _first(leg.event.event_time for leg in legs if leg.rule.starts)
+    start = start or proving[0].event_time
+    answering = _first_leg(legs, "answers")
+    answer = answering.event.event_time if answering else None
+    hangups = [leg.event for leg in legs if _ends_call(leg, legs, answering)]
+    end, status = _ending(legs, hangups, start, stale_before)
+    handler = _handler(calltype, legs, answering)
+    phone = handler.phone or agent_phones.get(handler.agentno or "")
+    customer = _number(legs, "dst" if calltype == DIALOUT else "src")
+    if customer is None and calltype != DIALOUT:
+        customer = _first(leg.event.calleridnum for leg in legs)
     duration = billsec = None
     if end is not None:
         duration = _seconds(start, end)
         billsec = min(duration, _seconds(answer, end)) if answer is not None else 0
+    first = legs[0].event
     return Cdr(
-        team=ordered[0].team,
-        diallogid=ordered[0].sessionid,
+        team=first.team,
+        diallogid=first.sessionid,
         calltype=calltype,
         target=TARGET[calltype],
-        src=src,
-        dst=_number(ruled, "dst"),
-        agentno=agentno,
+        src=phone if calltype == DIALOUT else customer,
+        dst=customer if calltype == DIALOUT else phone,
+        agentno=handler.agentno,
         starttime=start,
         answertime=answer,
         endtime=end,
@@ -126,11 +162,93 @@ def fold_call(
         billsec=billsec,
         disposition=_disposition(answer is not None, hangups),
         status=status,
+        did=_first(leg.event.didnumber for leg in legs),
+        agent_group=handler.group or _first(leg.event.agent_group for leg in legs),
+        hold_seconds=_hold_seconds(legs, answer, end),
+        transferred_to=_transferred_to(legs),
     )
 
 
+def _legs(events: Iterable[CallEvent]) -> tuple[str, list[_Leg]]:
+    """The call's type (its first event's) and the events the fold reads as events of
+    that type, in event order."""
+    ordered = sorted((e for e in events if affects_cdr(e)), key=event_order)
+    if not ordered:
+        return "", []
+    calltype = ordered[0].calltype
+    legs = []
+    for event in ordered:
+        role = role_of(calltype, event.source)
+        if role is not None:
+            legs.append(_Leg(event, role, RULES[(calltype, role, event.event)]))
+    return calltype, legs
+
+
+def _first_leg(legs: list[_Leg], flag: str) -> _Leg | None:
+    return next((leg for leg in legs if getattr(leg.rule, flag)), None)
+
+
+def _same_leg(one: CallEvent, other: CallEvent) -> bool:
+    """Whether two agent-leg events are of one leg: by `uniqueid` where both have one,
+    else by agent number."""
+    if one.uniqueid is not None and other.uniqueid is not None:
+        return one.uniqueid == other.uniqueid
+    return one.agentno is not None and one.agentno == other.agentno
+
+
+def _handler(calltype: str, legs: list[_Leg], answering: _Leg | None) -> _Agent:
+    """Outbound, the agent whose leg dialled; inbound, the agent who answered, else the
+    first whose phone rang (a queue rings agents one after another), else nobody."""
+    agent_legs = [leg for leg in legs if leg.role is Role.AGENT]
+    if calltype == DIALOUT:
+        own = agent_legs
+        others = [leg for leg in legs if leg.role is not Role.CONSULT]
+    else:
+        chosen = answering if answering is not None else _first_leg(agent_legs, "rings_agent")
+        if chosen is None:
+            return _Agent(None, None, None)
+        own = [chosen, *(leg for leg in agent_legs if _same_leg(leg.event, chosen.event))]
+        own.sort(key=lambda leg: event_order(leg.event))
+        others = own
+    agentno = _first(leg.event.agentno for leg in own) or _first(
+        leg.event.agentno for leg in others
+    )
+    phone = _first(leg.event.agentphone for leg in own) or _first(
+        leg.event.agentphone for leg in others
+    )
+    if phone is None:
+        phone = _first(leg.event.activenum for leg in own if leg.rule.rings_agent)
+    if phone is None and calltype != DIALOUT and answering is not None:
+        phone = answering.event.activenum
+    return _Agent(agentno, phone, _first(leg.event.agent_group for leg in own))
+
+
+def _ends_call(leg: _Leg, legs: list[_Leg], answering: _Leg | None) -> bool:
+    """Whether this hangup can end the call (contract section 4, "When a call ends")."""
+    ends = leg.rule.ends
+    if ends is None:
+        return False
+    if ends is Ends.ALWAYS:
+        return True
+    # Once a consulted party joined, the call goes on without the first agent.
+    joined = _first(other.event.event_time for other in legs if other.rule.joins)
+    if joined is not None and leg.event.event_time >= joined:
+        return False
+    if ends is Ends.AGENT_LEG:
+        return True
+    if answering is None:
+        return False  # a phone that rang and stopped: the queue rings the next one
+    answer = answering.event
+    if leg.event.uniqueid is not None and answer.uniqueid is not None:
+        return leg.event.uniqueid == answer.uniqueid
+    # Without leg ids, a leg that hung up before the answer cannot be the one answering.
+    if leg.event.event_time < answer.event_time:
+        return False
+    return answer.agentno is None or leg.event.agentno in (None, answer.agentno)
+
+
 def _ending(
-    ordered: list[CallEvent],
+    legs: list[_Leg],
     hangups: list[CallEvent],
     start: datetime,
     stale_before: datetime | None,
@@ -138,7 +256,7 @@ def _ending(
     if hangups:
         return hangups[0].event_time, Status.CLOSED
     if stale_before is not None and start < stale_before:
-        return ordered[-1].event_time, Status.TIMEOUT
+        return legs[-1].event.event_time, Status.TIMEOUT
     return None, Status.OPEN
 
 
@@ -149,23 +267,49 @@ def _first(values: Iterable[T | None]) -> T | None:
     return next((value for value in values if value is not None), None)
 
 
-def _number(ruled: list[tuple[CallEvent, Rule]], column: str) -> str | None:
-    return _first(e.activenum for e, rule in ruled if rule.number == column)
+def _number(legs: list[_Leg], column: str) -> str | None:
+    return _first(leg.event.activenum for leg in legs if leg.rule.number == column)
 
 
-def _agent_phone(
-    ordered: list[CallEvent],
-    ruled: list[tuple[CallEvent, Rule]],
-    agentno: str | None,
-    agent_phones: Mapping[str, str],
-) -> str | None:
-    """Events' own `agentphone`, else the registry, else the agent leg's `activenum`."""
-    phone = _first(e.agentphone for e in ordered)
-    if phone is None and agentno is not None:
-        phone = agent_phones.get(agentno)
-    if phone is None:
-        phone = _first(e.activenum for e, rule in ruled if rule.agent_leg and e.source == CALLER)
-    return phone
+def _hold_seconds(legs: list[_Leg], answer: datetime | None, end: datetime | None) -> int | None:
+    """Time on hold between answer and end: each hold runs to the next resume after it,
+    else to the end; overlapping holds count once."""
+    if end is None:
+        return None
+    if answer is None:
+        return 0
+    spans: list[tuple[datetime, datetime]] = []
+    for index, leg in enumerate(legs):
+        if leg.event.event in HOLDS:
+            resumed = _first(
+                later.event.event_time
+                for later in legs[index + 1 :]
+                if later.event.event in RESUMES
+            )
+            low, high = max(leg.event.event_time, answer), min(resumed or end, end)
+            if low < high:
+                spans.append((low, high))
+    held = timedelta(0)
+    reached = answer
+    for low, high in sorted(spans):
+        if high > reached:
+            held += high - max(low, reached)
+            reached = high
+    return _seconds(answer, answer + held)
+
+
+def _transferred_to(legs: list[_Leg]) -> str | None:
+    """The number of the consulted party who joined first."""
+    joined = _first_leg(legs, "joins")
+    if joined is None:
+        return None
+    consulted = [leg.event for leg in legs if leg.role is Role.CONSULT]
+    own = [e for e in consulted if joined.event.uniqueid and e.uniqueid == joined.event.uniqueid]
+    return (
+        joined.event.activenum
+        or _first(e.activenum for e in own)
+        or _first(e.activenum for e in consulted)
+    )
 
 
 def _disposition(answered: bool, hangups: list[CallEvent]) -> Disposition:

@@ -8,21 +8,21 @@ from typing import Any
 
 import click
 import uvicorn
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
 from cdrlog.auth import TokenStore
+from cdrlog.cli_agents import agents
 from cdrlog.cli_bulk import bulk_load
 from cdrlog.cli_ops import purge, rejected_export, replay
 from cdrlog.cli_options import database_option, migrated_engine, pbx_timezone_option, settings_of
-from cdrlog.cli_read import export, rejected, stats
+from cdrlog.cli_read import export, stats
 from cdrlog.cli_rebuild import rebuild_command
+from cdrlog.cli_rejected import rejected
 from cdrlog.cli_simulate import simulate
 from cdrlog.cli_tokens import refuse_open_network, token
 from cdrlog.database import make_engine, upgrade
-from cdrlog.ingest import Ingestor, utc_now
+from cdrlog.ingest import utc_now
 from cdrlog.logs import log_config
 from cdrlog.workers import worker_environment
 
@@ -152,42 +152,8 @@ def db_upgrade(database_url: str) -> None:
     click.echo(f"cdrlog: schema is current on {make_url(database_url).render_as_string()}")
 
 
-@cli.group()
-def agents() -> None:
-    """The agent registry: which phone each agent of a team uses."""
-
-
-@agents.command("set")
-@database_option
-@click.argument("team")
-@click.argument("agentno")
-@click.argument("phone")
-def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
-    """Bind AGENTNO of TEAM to PHONE (used as src of outbound calls)."""
-    engine = migrated_engine(database_url)
-    Ingestor(engine).set_agent(team, agentno, phone)
-    engine.dispose()
-    click.echo(f"agent {agentno} of {team} uses phone {phone}")
-
-
-@agents.command("list")
-@database_option
-@click.option("--team", default=None, help="Only this team.")
-def agents_list(database_url: str, team: str | None) -> None:
-    """Show the registry."""
-    engine = migrated_engine(database_url)
-    rows = Ingestor(engine).agents(team)
-    engine.dispose()
-    table = Table("team", "agent", "phone", "logged in", "since (UTC)")
-    for row in rows:
-        since = row["event_time"].strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
-            row["orgidentity"], row["agentno"], row["phone"] or "", str(row["logged_in"]), since
-        )
-    Console().print(table)
-
-
 for command in (
+    agents,
     simulate,
     export,
     stats,

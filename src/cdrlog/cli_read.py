@@ -1,4 +1,4 @@
-"""`cdrlog export`, `cdrlog stats` and `cdrlog rejected`: the read API, for scripts."""
+"""`cdrlog export` and `cdrlog stats`: the read API, for scripts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from datetime import UTC, datetime
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 import click
@@ -19,12 +19,8 @@ from cdrlog.cli_options import (
     database_option,
     migrated_engine,
     output_option,
-    pbx_timezone_option,
-    settings_of,
 )
 from cdrlog.exports import Batch, csv_chunks, jsonl_chunks
-from cdrlog.ingest import Ingestor
-from cdrlog.push import Receiver, RetryRefused, retry
 from cdrlog.reader import Reader
 from cdrlog.report import CdrFilter, GroupBy, Sort
 from cdrlog.settings import zone_named
@@ -170,69 +166,3 @@ def stats(
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
-
-
-@click.group()
-def rejected() -> None:
-    """Dead letters: refused push bodies, and retrying them after a fix."""
-
-
-@rejected.command("list")
-@database_option
-@team_option
-@click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
-@click.option("--limit", default=50, show_default=True)
-def rejected_list(database_url: str, team: str | None, everything: bool, limit: int) -> None:
-    """The newest dead letters and why they were refused."""
-    engine = migrated_engine(database_url)
-    letters = Reader(engine).dead_letters((team,) if team else None, None, limit, not everything)
-    engine.dispose()
-    table = Table("id", "received (UTC)", "team", "reason", "body", "resolved")
-    for letter in letters:
-        table.add_row(
-            str(letter["id"]),
-            letter["received_at"].strftime("%Y-%m-%d %H:%M:%S"),
-            letter["orgidentity"] or "",
-            "; ".join(f"{k}: {v}" for k, v in letter["reason"].items()),
-            letter["body"][:60],
-            letter["resolution"] or "",
-        )
-    Console().print(table)
-
-
-@rejected.command("retry")
-@database_option
-@pbx_timezone_option
-@click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
-@click.argument("letter_ids", nargs=-1, type=int, required=True)
-def rejected_retry(
-    database_url: str, pbx_timezone: str, max_call_minutes: int, letter_ids: tuple[int, ...]
-) -> None:
-    """Run dead letters LETTER_IDS through the receiver again (after a fix)."""
-    settings = settings_of(
-        database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
-    )
-    engine = migrated_engine(database_url)
-    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
-    receiver, reader = Receiver(settings, ingestor), Reader(engine)
-    failed = False
-    for letter_id in letter_ids:
-        failed |= not _retry_one(receiver, reader, letter_id)
-    engine.dispose()
-    if failed:
-        sys.exit(1)
-
-
-def _retry_one(receiver: Receiver, reader: Reader, letter_id: int) -> bool:
-    letter = reader.dead_letter(letter_id)
-    if letter is None:
-        click.echo(f"{letter_id}: no such dead letter", err=True)
-        return False
-    try:
-        result = retry(receiver, letter)
-    except RetryRefused as error:
-        click.echo(f"{letter_id}: {error}", err=True)
-        return False
-    detail: Any = result.errors or f"{result.stored} stored, {result.duplicate} duplicate"
-    click.echo(f"{letter_id}: {result.status}: {detail}")
-    return result.status == "resolved"

@@ -15,16 +15,42 @@ from zoneinfo import ZoneInfo
 
 from cdrlog.times import EventTimeError, parse_event_time
 
+AGENT = "AGENT"
 CALLER = "CALLER"
 CALLEE = "CALLEE"
-LEGS = frozenset({CALLER, CALLEE})
-AGENT_EVENTS = frozenset({"login", "logout"})
+CONSULT = "CONSULT"
+CONVERSATION = "CONVERSATION"
+SOURCES = frozenset({AGENT, CALLER, CALLEE, CONSULT, CONVERSATION})
+# The events of one leg or of the whole call (contract section 1, "Answers").
+CALL_EVENTS = frozenset(
+    {"ringing", "answer", "hangup", "incoming", "join", "onhold", "hold", "resume", "unhold"}
+)
+# The events of section 6: about an agent, not a call, even when they carry a sessionid.
+AGENT_EVENTS = frozenset(
+    {
+        "login",
+        "logoff",
+        "logout",
+        "paused",
+        "nopaused",
+        "hangupacw",
+        "acwstop",
+        "acwring",
+        "acwanswer",
+        "acwoff",
+        "workwayall",
+        "workwaydialin",
+        "workwaydialout",
+    }
+)
 
-# Column widths of the journal; longer values are refused rather than truncated.
+# Column widths of the journal; longer values are refused rather than truncated. The
+# key is the field's name on the wire.
 MAX_LENGTH: Mapping[str, int] = {
     "orgidentity": 64,
     "sessionid": 128,
     "calltype": 32,
+    "from": 32,
     "source": 16,
     "event": 32,
     "eventTime": 64,
@@ -32,12 +58,21 @@ MAX_LENGTH: Mapping[str, int] = {
     "agentno": 64,
     "agentphone": 64,
     "hangupcause": 64,
+    "calleridnum": 64,
+    "didnumber": 64,
+    "uniqueid": 64,
+    "AgentGroupId": 64,
+    "eventid": 32,
 }
+_DIGITS = frozenset("0123456789")
+# An eventid beyond a signed 64-bit column orders nothing a smaller one would not.
+_MAX_EVENTID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class CallEvent:
-    """One event of one leg of one call. `calltype` and `event` are lower case."""
+    """One event of one leg of one call. `calltype` and `event` are lower case, `source`
+    upper case; for an event name the fold does not use, either may be empty."""
 
     team: str
     sessionid: str
@@ -49,17 +84,25 @@ class CallEvent:
     agentno: str | None = None
     agentphone: str | None = None
     hangupcause: str | None = None
+    calleridnum: str | None = None
+    didnumber: str | None = None
+    uniqueid: str | None = None
+    agent_group: str | None = None
+    eventid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AgentEvent:
-    """An agent logging in (binding `agentphone` to `agentno`) or out."""
+    """An event about an agent rather than a call (section 6), or an event of a name
+    this version does not know that names no call (then `agentno` may be absent)."""
 
     team: str
-    agentno: str
+    agentno: str | None
     event: str
     event_time: datetime
     agentphone: str | None = None
+    agent_group: str | None = None
+    eventid: int | None = None
 
 
 Event = CallEvent | AgentEvent
@@ -86,7 +129,10 @@ class Rejection:
 def parse_event(
     fields: Mapping[str, str], *, url_team: str | None, pbx_timezone: ZoneInfo
 ) -> Event | Rejection:
-    """Check one push against the contract; every problem is reported, not just the first."""
+    """Check one push against the contract; every problem is reported, not just the first.
+
+    Only what cannot be understood is refused: a source, event name or field this
+    version does not use is stored and changes nothing."""
     errors: list[FieldError] = []
     values = {name: _clean(fields.get(name)) for name in MAX_LENGTH}
     for name, value in values.items():
@@ -98,19 +144,7 @@ def parse_event(
 
     team = _team(values["orgidentity"], url_team, errors)
     event = (values["event"] or "").lower()
-    if event in AGENT_EVENTS:
-        required = ["agentno", "eventTime"] + (["agentphone"] if event == "login" else [])
-    else:
-        required = ["sessionid", "calltype", "source", "event", "eventTime"]
-        if event == "ringing":
-            required.append("activenum")
-    for name in required:
-        if values[name] is None:
-            errors.append(FieldError(name, "is required"))
-
-    source = (values["source"] or "").upper()
-    if event not in AGENT_EVENTS and values["source"] is not None and source not in LEGS:
-        errors.append(FieldError("source", "must be CALLER or CALLEE"))
+    errors.extend(_missing(values, event))
 
     moment: datetime | None = None
     if values["eventTime"] is not None:
@@ -121,26 +155,55 @@ def parse_event(
 
     if errors or team is None or moment is None:
         return Rejection(tuple(errors))
-    if event in AGENT_EVENTS:
+    sessionid = values["sessionid"]
+    if event in AGENT_EVENTS or sessionid is None:
         return AgentEvent(
             team=team,
-            agentno=_required(values["agentno"]),
+            agentno=values["agentno"],
             event=event,
             event_time=moment,
             agentphone=values["agentphone"],
+            agent_group=values["AgentGroupId"],
+            eventid=_eventid(values["eventid"]),
         )
     return CallEvent(
         team=team,
-        sessionid=_required(values["sessionid"]),
-        calltype=_required(values["calltype"]).lower(),
-        source=source,
+        sessionid=sessionid,
+        calltype=(values["calltype"] or values["from"] or "").lower(),
+        source=(values["source"] or "").upper(),
         event=event,
         event_time=moment,
         activenum=values["activenum"],
         agentno=values["agentno"],
         agentphone=values["agentphone"],
         hangupcause=values["hangupcause"],
+        calleridnum=values["calleridnum"],
+        didnumber=values["didnumber"],
+        uniqueid=values["uniqueid"],
+        agent_group=values["AgentGroupId"],
+        eventid=_eventid(values["eventid"]),
     )
+
+
+def _missing(values: Mapping[str, str | None], event: str) -> list[FieldError]:
+    """What an event of this name cannot be understood without."""
+    required = ["event", "eventTime"]
+    if event in AGENT_EVENTS:
+        required.append("agentno")
+    elif event in CALL_EVENTS:
+        required += ["sessionid", "source"] + (["activenum"] if event == "ringing" else [])
+    errors = [FieldError(name, "is required") for name in required if values[name] is None]
+    if event in CALL_EVENTS and values["calltype"] is None and values["from"] is None:
+        errors.append(FieldError("calltype", "is required (or `from`)"))
+    return errors
+
+
+def _eventid(text: str | None) -> int | None:
+    """asterCC's increasing event number; anything else orders nothing."""
+    if text is None or not set(text) <= _DIGITS:
+        return None
+    number = int(text)
+    return number if number <= _MAX_EVENTID else None
 
 
 def fingerprint(team: str, fields: Mapping[str, str]) -> str:
@@ -188,9 +251,3 @@ def _team(field_team: str | None, url_team: str | None, errors: list[FieldError]
     if field_team is None:
         errors.append(FieldError("orgidentity", "is required when the URL names no team"))
     return field_team
-
-
-def _required(value: str | None) -> str:
-    if value is None:  # pragma: no cover - parse_event checked it first
-        raise ValueError("a required field is missing")
-    return value

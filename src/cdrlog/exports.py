@@ -38,11 +38,15 @@ CDR_COLUMNS = (
     "billsec",
     "disposition",
     "status",
+    "did",
+    "agent_group",
+    "hold_seconds",
+    "transferred_to",
     "created_at",
     "updated_at",
 )
 TIME_COLUMNS = frozenset({"starttime", "answertime", "endtime", "created_at", "updated_at"})
-NUMBER_COLUMNS = frozenset({"id", "duration", "billsec"})
+NUMBER_COLUMNS = frozenset({"id", "duration", "billsec", "hold_seconds"})
 # The rest is text from the sender (or from a rule table, which costs nothing to check):
 # the only columns a formula could arrive in.
 TEXT_COLUMNS = frozenset(CDR_COLUMNS) - TIME_COLUMNS - NUMBER_COLUMNS

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -136,13 +136,17 @@ class Ingestor:
             self.claim(connection, calls, now)
         outcomes = self._journal(connection, batch, now)
         stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
-        facts = [fact for event in stored if (fact := registry.fact_of(event)) is not None]
-        if facts:
-            self._registry.record(connection, registry.newest_facts(facts), now)
+        self.learn_agents(connection, stored, now)
         changed = sorted({key for event in stored if (key := call_of(event)) is not None})
         if changed:
             self.refold(connection, changed, now)
         return outcomes
+
+    def learn_agents(self, connection: Connection, events: Iterable[Event], now: datetime) -> None:
+        """Record in the agent registry what these events say of agents."""
+        facts = [fact for event in events if (fact := registry.fact_of(event)) is not None]
+        if facts:
+            self._registry.record(connection, registry.newest_facts(facts), now)
 
     def claim(self, connection: Connection, calls: Sequence[CallKey], now: datetime) -> None:
         """Create (where that is done in the same transaction) and lock these calls'
@@ -314,7 +318,8 @@ class Ingestor:
         """Bind an agent to a phone by hand; a later login still overrides it."""
         now = self.clock()
         fact = AgentFact(team, agentno, {"phone": phone}, now)
-        in_transaction(self.engine, lambda c: self._registry.record(c, [fact], now))
+        facts = registry.newest_facts([fact])
+        in_transaction(self.engine, lambda c: self._registry.record(c, facts, now))
 
     def agents(self, team: str | None = None) -> list[dict[str, Any]]:
         return registry.listing(self.engine, team)
@@ -334,14 +339,20 @@ def _journal_row(accepted: Accepted, now: datetime) -> dict[str, Any]:
         "orgidentity": event.team,
         "fingerprint": accepted.fingerprint,
         "sessionid": call.sessionid if call else None,
-        "calltype": call.calltype if call else None,
-        "source": call.source if call else None,
+        # An event without its call type or source keeps NULL, as it arrived.
+        "calltype": (call.calltype or None) if call else None,
+        "source": (call.source or None) if call else None,
         "event": event.event,
         "event_time": event.event_time,
         "activenum": call.activenum if call else None,
         "agentno": event.agentno,
         "agentphone": event.agentphone,
         "hangupcause": call.hangupcause if call else None,
+        "calleridnum": call.calleridnum if call else None,
+        "didnumber": call.didnumber if call else None,
+        "uniqueid": call.uniqueid if call else None,
+        "agent_group": event.agent_group,
+        "eventid": event.eventid,
         "fields": json.dumps(dict(accepted.fields), ensure_ascii=True, sort_keys=True),
         "received_at": now,
     }

@@ -171,6 +171,15 @@ class Reader:
         with self.connect() as connection:
             return [_letter(row._mapping) for row in connection.execute(query)]
 
+    def unresolved_dead_letter_ids(self, teams: tuple[str, ...] | None) -> list[int]:
+        """Ids of the dead letters still to be dealt with, oldest first: a retry after an
+        upgrade stores events in the order they were refused."""
+        query = select(dead_letter.c.id).where(dead_letter.c.resolved_at.is_(None))
+        if teams is not None:
+            query = query.where(dead_letter.c.orgidentity.in_(teams))
+        with self.connect() as connection:
+            return [row.id for row in connection.execute(query.order_by(dead_letter.c.id))]
+
     def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
         with self.connect() as connection:
             row = connection.execute(

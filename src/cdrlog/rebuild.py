@@ -21,9 +21,10 @@ from sqlalchemy import Connection, Row, select, update
 
 from cdrlog.cdr import Cdr
 from cdrlog.database import in_transaction, read_only
-from cdrlog.events import CallEvent, parse_event
+from cdrlog.events import AgentEvent, CallEvent, parse_event
 from cdrlog.ingest import CallKey, Ingestor
 from cdrlog.storage import (
+    AGENT_EVENT_PARSED,
     CALL_EVENT_PARSED,
     call_event,
     call_event_from_row,
@@ -61,10 +62,11 @@ class Scope:
     until: datetime | None = None
 
     def covers(self, events: list[CallEvent]) -> bool:
-        return any(
-            (self.since is None or e.event_time >= self.since)
-            and (self.until is None or e.event_time < self.until)
-            for e in events
+        return any(self.covers_time(e.event_time) for e in events)
+
+    def covers_time(self, moment: datetime) -> bool:
+        return (self.since is None or moment >= self.since) and (
+            self.until is None or moment < self.until
         )
 
 
@@ -83,7 +85,7 @@ def rebuild(
     while True:
         page = _calls_after(ingestor, scope.team, after, batch)
         if not page:
-            return summary
+            break
         after = page[-1][0]
         work = partial(
             _rebuild_calls,
@@ -95,6 +97,49 @@ def rebuild(
         summary.add(in_transaction(ingestor.engine, work, commit=not dry_run))
         if progress is not None:
             progress(len(page))
+    summary.add(_rebuild_agent_events(ingestor, pbx_zone, scope, dry_run=dry_run, batch=batch))
+    return summary
+
+
+def _rebuild_agent_events(
+    ingestor: Ingestor, zone: ZoneInfo, scope: Scope, *, dry_run: bool, batch: int
+) -> Rebuilt:
+    """The events of no call (agents' logins, pauses, ...) parsed again, and what they
+    say of agents learnt again; an agent's state is folded from them when read."""
+    summary = Rebuilt()
+    after = 0
+    while True:
+        query = select(call_event).where(call_event.c.sessionid.is_(None), call_event.c.id > after)
+        if scope.team is not None:
+            query = query.where(call_event.c.orgidentity == scope.team)
+        with ingestor.engine.connect() as connection:
+            rows = list(read_only(connection).execute(query.order_by(call_event.c.id).limit(batch)))
+        if not rows:
+            return summary
+        after = rows[-1].id
+        work = partial(_reparse_agent_rows, ingestor=ingestor, zone=zone, scope=scope, rows=rows)
+        summary.add(in_transaction(ingestor.engine, work, commit=not dry_run))
+
+
+def _reparse_agent_rows(
+    connection: Connection, *, ingestor: Ingestor, zone: ZoneInfo, scope: Scope, rows: list[Any]
+) -> Rebuilt:
+    found = Rebuilt()
+    fresh_events: list[AgentEvent] = []
+    for row in rows:
+        fresh = parse_event(json.loads(row.fields), url_team=row.orgidentity, pbx_timezone=zone)
+        if not isinstance(fresh, AgentEvent):
+            found.events_unparsable += 1
+            continue
+        if not scope.covers_time(fresh.event_time):
+            continue
+        fresh_events.append(fresh)
+        values = {name: getattr(fresh, name) for name in AGENT_EVENT_PARSED}
+        if any(getattr(row, name) != value for name, value in values.items()):
+            found.events_reparsed += 1
+            connection.execute(update(call_event).where(call_event.c.id == row.id).values(values))
+    ingestor.learn_agents(connection, fresh_events, ingestor.clock())
+    return found
 
 
 def _calls_after(ingestor: Ingestor, team: str | None, after: int, size: int) -> list[Any]:
@@ -126,7 +171,9 @@ def _rebuild_calls(
     for row in rows:
         events[(row.orgidentity, row.sessionid)].append(_reparsed(connection, row, zone, found))
     chosen = [key for key in calls if scope.covers(events.get(key, []))]
-    changes = ingestor.refold(connection, chosen, ingestor.clock(), events).changes
+    now = ingestor.clock()
+    ingestor.learn_agents(connection, [e for key in chosen for e in events.get(key, [])], now)
+    changes = ingestor.refold(connection, chosen, now, events).changes
     found.calls = len(chosen)
     found.cdrs_created = sum(before is None for _, before, _ in changes)
     found.cdrs_changed = len(changes) - found.cdrs_created
@@ -144,5 +191,6 @@ def _reparsed(connection: Connection, row: Row[Any], zone: ZoneInfo, summary: Re
     if fresh != stored:
         summary.events_reparsed += 1
         values = {name: getattr(fresh, name) for name in CALL_EVENT_PARSED}
+        values = {name: None if value == "" else value for name, value in values.items()}
         connection.execute(update(call_event).where(call_event.c.id == row.id).values(values))
     return fresh

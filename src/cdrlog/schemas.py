@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from cdrlog.agents import AgentStatus
 from cdrlog.report import GroupBy, StatsRow
 
 TIME = "ISO-8601 with the offset of the chosen zone (`tz`)"
@@ -31,6 +33,18 @@ class CdrOut(BaseModel):
     )
     disposition: str = Field(description="ANSWER, NOANSWER, BUSY, FAILED or CONGESTION")
     status: str = Field(description="open, closed, or timeout (no hangup ever came)")
+    did: str | None = Field(description="the DID the customer dialled (`didnumber`)")
+    agent_group: str | None = Field(
+        description="the AgentGroupId (queue) of the handling agent's leg, else of any event"
+    )
+    hold_seconds: int | None = Field(
+        description="seconds on hold between answer and end; 0 if never held or unanswered; "
+        "null while open"
+    )
+    transferred_to: str | None = Field(
+        description="number of the consulted party who joined first (a transfer or "
+        "conference); null if nobody joined"
+    )
     created_at: str = Field(description=f"when cdrlog wrote the row; {TIME}")
     updated_at: str = Field(description=f"when cdrlog last changed the row; {TIME}")
 
@@ -51,13 +65,21 @@ class EventOut(BaseModel):
     orgidentity: str
     sessionid: str | None
     calltype: str | None
-    source: str | None
+    source: str | None = Field(
+        description="the leg: AGENT (the agent's own), CALLER (who called), CALLEE (who was "
+        "called), CONSULT (a consulted third party) or CONVERSATION (the whole call)"
+    )
     event: str
     event_time: str = Field(description=f"eventTime; {TIME}")
     activenum: str | None
     agentno: str | None
     agentphone: str | None
     hangupcause: str | None
+    calleridnum: str | None
+    didnumber: str | None
+    uniqueid: str | None = Field(description="the leg's channel id")
+    agent_group: str | None = Field(description="AgentGroupId")
+    eventid: int | None = Field(description="the sender's event counter, when all digits")
     fields: dict[str, Any] = Field(description="every field as pushed, extras included")
     received_at: str = Field(description=f"when cdrlog stored it; {TIME}")
 
@@ -109,6 +131,44 @@ class Stats(BaseModel):
     rows: list[StatsOut]
 
 
+AgentState = Literal["available", "on_call", "paused", "after_call_work", "logged_out"]
+
+
+class AgentOut(BaseModel):
+    """One agent of a team and the state it is in now."""
+
+    orgidentity: str = Field(description="team")
+    agentno: str = Field(description="agent number")
+    phone: str | None = Field(description="the phone the registry binds the agent to")
+    agent_group: str | None = Field(description="the agent's AgentGroupId (queue)")
+    state: AgentState = Field(
+        description="on_call while a call it answered goes on; otherwise after its latest "
+        "login/logoff/paused/nopaused/hangupacw/acwstop (after_call_work: wrap-up)"
+    )
+    state_since: str | None = Field(
+        description=f"when the agent entered `state`; null if it never reported one; {TIME}"
+    )
+
+    @classmethod
+    def of(cls, status: AgentStatus, zone: ZoneInfo) -> AgentOut:
+        since = status.state_since
+        # Validated, not built: a state outside the documented five must fail loudly.
+        return cls.model_validate(
+            {
+                "orgidentity": status.team,
+                "agentno": status.agentno,
+                "phone": status.phone,
+                "agent_group": status.agent_group,
+                "state": status.state,
+                "state_since": None if since is None else since.astimezone(zone).isoformat(),
+            }
+        )
+
+
+class AgentList(BaseModel):
+    agents: list[AgentOut] = Field(description="sorted by team, then agent number")
+
+
 class DeadLetterOut(BaseModel):
     """A refused body, kept for an operator."""
 
@@ -143,16 +203,28 @@ class PushEvent(BaseModel):
 
     model_config = {"extra": "allow"}
 
-    sessionid: str | None = Field(None, description="the call; required except for login/logout")
-    calltype: str | None = Field(None, description="dialout or dialin (others stored, no CDR)")
-    source: str | None = Field(None, description="CALLER (leg A) or CALLEE (leg B)")
-    event: str = Field(description="ringing, answer, hangup; login, logout; others stored")
+    sessionid: str | None = Field(None, description="the call; agent events have none")
+    calltype: str | None = Field(
+        None, description="dialout or dialin (else `from`; others stored, no CDR)"
+    )
+    source: str | None = Field(
+        None, description="AGENT, CALLER, CALLEE, CONSULT or CONVERSATION (others stored, no CDR)"
+    )
+    event: str = Field(
+        description="call: ringing, answer, hangup, incoming, join, onhold, resume; agent: "
+        "login, logoff, paused, nopaused, hangupacw, acwstop, ...; others stored"
+    )
     eventTime: str = Field(
         description="'YYYY-MM-DD HH:MM:SS' (PBX zone), ISO-8601 with offset, or epoch seconds"
     )
+    eventid: str | None = Field(None, description="increases per event; orders equal times")
     activenum: str | None = Field(None, description="this leg's number; required for ringing")
     agentno: str | None = Field(None, description="the agent's number")
     agentphone: str | None = Field(None, description="the agent's phone (extension)")
+    AgentGroupId: str | None = Field(None, description="the agent's group (queue)")
+    didnumber: str | None = Field(None, description="the DID the customer dialled")
+    calleridnum: str | None = Field(None, description="the caller's number")
+    uniqueid: str | None = Field(None, description="this leg's channel id")
     orgidentity: str | None = Field(None, description="the team; must match the URL's")
     hangupcause: str | None = Field(None, description="Q.850 code (17) or word (busy, ...)")
 

@@ -87,6 +87,10 @@ cdr = Table(
     Column("billsec", Integer),
     Column("disposition", String(16), nullable=False),
     Column("status", String(16), nullable=False),
+    Column("did", String(64)),
+    Column("agent_group", String(64)),
+    Column("hold_seconds", Integer),
+    Column("transferred_to", String(64)),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
@@ -122,10 +126,16 @@ call_event = Table(
     Column("agentno", String(64)),
     Column("agentphone", String(64)),
     Column("hangupcause", String(64)),
+    Column("calleridnum", String(64)),
+    Column("didnumber", String(64)),
+    Column("uniqueid", String(64)),
+    Column("agent_group", String(64)),
+    Column("eventid", BigInteger),
     Column("fields", LongText, nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     UniqueConstraint("orgidentity", "fingerprint", name="uq_call_event_fingerprint"),
-    Index("ix_call_event_session", "orgidentity", "sessionid"),
+    # A call's events; and, under a NULL sessionid, an agent's events newest first.
+    Index("ix_call_event_session", "orgidentity", "sessionid", "agentno", "event_time"),
     Index("ix_call_event_received", "received_at"),
     **TABLE_OPTIONS,
 )
@@ -149,6 +159,9 @@ agent = Table(
     Column("orgidentity", String(64), primary_key=True),
     Column("agentno", String(64), primary_key=True),
     Column("phone", String(64)),
+    Column("phone_time", UtcDateTime()),
+    Column("agent_group", String(64)),
+    Column("group_time", UtcDateTime()),
     Column("logged_in", Boolean, nullable=False),
     Column("event_time", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -212,7 +225,14 @@ CALL_EVENT_PARSED = (
     "agentno",
     "agentphone",
     "hangupcause",
+    "calleridnum",
+    "didnumber",
+    "uniqueid",
+    "agent_group",
+    "eventid",
 )
+# What parsing an agent's event (one of no call) determines.
+AGENT_EVENT_PARSED = ("event", "event_time", "agentno", "agentphone", "agent_group", "eventid")
 # What `call_event_from_row` reads: a fold needs neither the raw fields nor receipt times.
 CALL_EVENT_FOLDED = ("orgidentity", "sessionid", *CALL_EVENT_PARSED)
 
@@ -221,14 +241,19 @@ def call_event_from_row(row: Row[Any]) -> CallEvent:
     return CallEvent(
         team=row.orgidentity,
         sessionid=row.sessionid,
-        calltype=row.calltype,
-        source=row.source,
+        calltype=row.calltype or "",
+        source=row.source or "",
         event=row.event,
         event_time=row.event_time,
         activenum=row.activenum,
         agentno=row.agentno,
         agentphone=row.agentphone,
         hangupcause=row.hangupcause,
+        calleridnum=row.calleridnum,
+        didnumber=row.didnumber,
+        uniqueid=row.uniqueid,
+        agent_group=row.agent_group,
+        eventid=row.eventid,
     )
 
 
@@ -248,6 +273,10 @@ def cdr_from_row(row: Row[Any]) -> Cdr:
         billsec=row.billsec,
         disposition=Disposition(row.disposition),
         status=Status(row.status),
+        did=row.did,
+        agent_group=row.agent_group,
+        hold_seconds=row.hold_seconds,
+        transferred_to=row.transferred_to,
     )
 
 
@@ -268,4 +297,8 @@ def cdr_values(record: Cdr) -> dict[str, Any]:
         "billsec": record.billsec,
         "disposition": record.disposition.value,
         "status": record.status.value,
+        "did": record.did,
+        "agent_group": record.agent_group,
+        "hold_seconds": record.hold_seconds,
+        "transferred_to": record.transferred_to,
     }

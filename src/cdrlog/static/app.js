@@ -1,9 +1,10 @@
-// The dashboard: filters and zone in, four API reads out, refreshed every two seconds
+// The dashboard: filters and zone in, five API reads out, refreshed every two seconds
 // while the tab is visible. Once cdrlog has tokens, it first asks for one (sign-in).
 
+import { AgentBoard } from "./agents.js";
 import { LIVE_FIELDS, csvHref, filterParams, getJson, session } from "./api.js";
 import { byTestId, el } from "./dom.js";
-import { fromAddress, rangeStart, readForm, toAddress, writeForm } from "./filters.js";
+import { foldable, fromAddress, rangeStart, readForm, toAddress, writeForm } from "./filters.js";
 import { HourChart } from "./hourchart.js";
 import { AgentTable, CdrTable, OpenTable, renderTotals } from "./tables.js";
 import { Timeline } from "./timeline.js";
@@ -95,6 +96,12 @@ async function refreshOpen(signal, generation) {
   view.kpis.querySelector('[data-kpi="open"]').textContent = page.total.toLocaleString("en-US");
 }
 
+// Agents' states are about now, like calls in progress: only the team filter applies.
+async function refreshPresence(signal, generation) {
+  const agents = await view.presence.load(params(["team"], {}), signal);
+  if (generation === state.generation) view.presence.render(agents);
+}
+
 async function refreshStats(signal, generation) {
   const [hours, agents] = await Promise.all([
     getJson("/api/v1/stats", params(undefined, { group_by: "hour" }), signal),
@@ -133,6 +140,7 @@ async function poll() {
     const [mark] = await Promise.all([
       refreshCdrs(signal, generation),
       refreshOpen(signal, generation),
+      refreshPresence(signal, generation),
     ]);
     const stale = Date.now() - state.statsAt > STATS_MAX_AGE_MS;
     if (generation === state.generation && (mark !== state.statsMark || stale)) {
@@ -210,6 +218,7 @@ function forget() {
   byTestId("open-count").textContent = "0";
   view.kpis.querySelector('[data-kpi="open"]').textContent = "–";
   view.agents.render([]);
+  view.presence.render([]);
   view.chart.render([], state.tz, false);
   renderTotals(view.kpis, []);
   view.banner.hidden = true;
@@ -305,6 +314,7 @@ function restart() {
   state.statsMark = null;
   view.cdrs.reset();
   view.csv.href = csvHref(state.filters, state.tz);
+  view.filterCount(state.filters);
   byTestId("chart-note").textContent = `hours in ${state.tz} (UTC${offsetOf(state.tz)})`;
   toAddress(state.filters, state.tz);
   poll();
@@ -367,6 +377,7 @@ function startingZone(fromUrl) {
 
 function start() {
   view.form = document.getElementById("filters");
+  view.filterCount = foldable(view.form, byTestId("filters-toggle"));
   view.banner = byTestId("error-banner");
   view.live = byTestId("live-status");
   view.kpis = byTestId("kpis");
@@ -378,6 +389,7 @@ function start() {
   view.cdrs = new CdrTable(byTestId("cdr-rows"), open);
   view.open = new OpenTable(byTestId("open-rows"), open);
   view.agents = new AgentTable(byTestId("agent-rows"), pickAgent);
+  view.presence = new AgentBoard(byTestId("agent-panel"), pickAgent);
   view.zones = new ZonePicker(byTestId("tz-select"), byTestId("tz-custom"), changeZone);
   const address = fromAddress();
   state.tz = startingZone(address.tz);
@@ -387,7 +399,7 @@ function start() {
   wireForm();
   view.loadMore.addEventListener("click", loadMore);
   document.addEventListener("visibilitychange", poll);
-  setInterval(() => view.open.tick(), 1000);
+  setInterval(() => [view.open, view.presence].forEach((ticking) => ticking.tick()), 1000);
   wireSignIn();
   begin();
 }

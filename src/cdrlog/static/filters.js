@@ -65,3 +65,18 @@ export function rangeStart(range, zone, now = new Date()) {
   if (range === "7d") return midnight(new Date(now.getTime() - 6 * DAY));
   return "";
 }
+
+// On a phone the form folds away behind a button, which says how many filters apply so
+// a narrowed view never passes for the whole. Returns what updates that count.
+export function foldable(form, button) {
+  const show = (open) => {
+    form.classList.toggle("open", open);
+    button.setAttribute("aria-expanded", String(open));
+  };
+  button.addEventListener("click", () => show(!form.classList.contains("open")));
+  form.addEventListener("submit", () => show(false));
+  return (filters) => {
+    const active = Object.values(filters).filter((value) => String(value ?? "").trim()).length;
+    button.textContent = active ? `Filters · ${active}` : "Filters";
+  };
+}

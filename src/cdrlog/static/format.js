@@ -15,7 +15,20 @@ export const DISPOSITIONS = {
 
 export const STATUSES = { open: "In progress", closed: "Closed", timeout: "Timed out" };
 export const CALLTYPES = { dialout: "Out", dialin: "In" };
-export const LEGS = { CALLER: "A · caller", CALLEE: "B · callee" };
+export const LEGS = {
+  AGENT: "Agent",
+  CALLER: "A · caller",
+  CALLEE: "B · callee",
+  CONSULT: "Consulted party",
+  CONVERSATION: "Whole call",
+};
+export const AGENT_STATES = {
+  available: "Available",
+  on_call: "On call",
+  paused: "Paused",
+  after_call_work: "Wrap-up",
+  logged_out: "Logged out",
+};
 
 export function timeParts(iso) {
   const match = ISO.exec(iso ?? "");
@@ -60,6 +73,19 @@ export function hms(seconds) {
   return `${Math.floor(whole / 3600)}:${minutes}:${secs}`;
 }
 
+// How long a state has lasted, as people say it: 45s, 4m 12s, 2h 05m, 3d 4h.
+export function lasting(seconds) {
+  if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
+  const whole = Math.max(0, Math.floor(seconds));
+  const [days, hours] = [Math.floor(whole / 86400), Math.floor((whole % 86400) / 3600)];
+  const [minutes, secs] = [Math.floor((whole % 3600) / 60), whole % 60];
+  const two = (value) => String(value).padStart(2, "0");
+  if (days) return `${days}d ${hours}h`;
+  if (hours) return `${hours}h ${two(minutes)}m`;
+  if (minutes) return `${minutes}m ${two(secs)}s`;
+  return `${secs}s`;
+}
+
 export function percent(ratio) {
   return ratio === null || ratio === undefined ? "—" : `${(ratio * 100).toFixed(1)}%`;
 }
@@ -82,6 +108,15 @@ export function statusBadge(value) {
   return el("span", {
     className: `status status-${known ? value : "other"}`,
     text: known ? STATUSES[value] : value,
+    attrs: { "data-value": value },
+  });
+}
+
+export function agentStateChip(value) {
+  const known = Object.hasOwn(AGENT_STATES, value);
+  return el("span", {
+    className: `chip state-${known ? value.replaceAll("_", "-") : "other"}`,
+    text: known ? AGENT_STATES[value] : value,
     attrs: { "data-value": value },
   });
 }

@@ -12,6 +12,8 @@ import {
   timeNode,
 } from "./format.js";
 
+const CDR_COLUMNS = 12;
+
 function cell(column, content, className = "") {
   const td = el("td", { className, attrs: { "data-col": column } });
   if (content instanceof Node) td.append(content);
@@ -51,11 +53,14 @@ function cdrRow(cdr) {
     cell("starttime", timeNode(cdr.starttime)),
     cell("orgidentity", cdr.orgidentity),
     cell("agentno", cdr.agentno),
+    cell("agent_group", cdr.agent_group),
     cell("calltype", calltypeNode(cdr.calltype)),
     cell("src", cdr.src, "number"),
     cell("dst", cdr.dst, "number"),
     cell("duration", clock(cdr.duration), "num"),
     cell("billsec", clock(cdr.billsec), "num"),
+    // Most calls are never held: their zero stays quiet so a held call stands out.
+    cell("hold_seconds", clock(cdr.hold_seconds), cdr.hold_seconds ? "num" : "num muted"),
     cell("disposition", dispositionBadge(cdr.disposition)),
     cell("status", statusBadge(cdr.status)),
   ]);
@@ -72,7 +77,7 @@ export class CdrTable {
   reset() {
     this.rows = new Map();
     this.primed = false;
-    this.tbody.replaceChildren(emptyRow(10, "Loading…"));
+    this.tbody.replaceChildren(emptyRow(CDR_COLUMNS, "Loading…"));
   }
 
   render(cdrs, emptyText) {
@@ -91,7 +96,7 @@ export class CdrTable {
     });
     this.rows = kept;
     this.primed = true;
-    reconcile(this.tbody, nodes.length ? nodes : [emptyRow(10, emptyText)]);
+    reconcile(this.tbody, nodes.length ? nodes : [emptyRow(CDR_COLUMNS, emptyText)]);
   }
 }
 

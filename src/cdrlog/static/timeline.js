@@ -12,6 +12,11 @@ import {
   timeNode,
 } from "./format.js";
 
+function seconds(value) {
+  return `${clock(value)}${value === null || value === undefined ? "" : ` (${value} s)`}`;
+}
+
+// In pairs: the panel shows two fields a line where there is room.
 function fieldRows(cdr) {
   const time = (iso) => timeNode(iso, { full: true });
   return [
@@ -22,13 +27,17 @@ function fieldRows(cdr) {
     ["From", cdr.src],
     ["To", cdr.dst],
     ["Agent", cdr.agentno],
+    ["Queue", cdr.agent_group],
+    ["DID", cdr.did],
+    ["Transferred to", cdr.transferred_to],
     ["Disposition", dispositionBadge(cdr.disposition)],
-    ["Start", time(cdr.starttime)],
-    ["Answer", time(cdr.answertime)],
-    ["End", time(cdr.endtime)],
     ["Status", statusBadge(cdr.status)],
-    ["Duration", `${clock(cdr.duration)}${cdr.duration === null ? "" : ` (${cdr.duration} s)`}`],
-    ["Billsec", `${clock(cdr.billsec)}${cdr.billsec === null ? "" : ` (${cdr.billsec} s)`}`],
+    ["Start", time(cdr.starttime)],
+    ["Duration", seconds(cdr.duration)],
+    ["Answer", time(cdr.answertime)],
+    ["Billsec", seconds(cdr.billsec)],
+    ["End", time(cdr.endtime)],
+    ["Hold", seconds(cdr.hold_seconds)],
     ["Created", time(cdr.created_at)],
     ["Updated", time(cdr.updated_at)],
   ];
@@ -36,7 +45,7 @@ function fieldRows(cdr) {
 
 function fieldNodes(cdr) {
   return fieldRows(cdr).flatMap(([label, value]) => {
-    const dd = el("dd", { attrs: { "data-field": label.toLowerCase() } });
+    const dd = el("dd", { attrs: { "data-field": label.toLowerCase().replaceAll(" ", "-") } });
     if (value instanceof Node) dd.append(value);
     else dd.textContent = value ?? "—";
     return [el("dt", { text: label }), dd];
