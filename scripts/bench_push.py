@@ -107,16 +107,18 @@ def build_traffic(calls: int, seed: int) -> Traffic:
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     generated = generate_calls(rng, start, calls=calls, teams=3, agents=20, time_format="mixed")
     deliveries = delivery_order(generated, rng, shuffle_ratio=0.3, duplicate_ratio=0.05)
-    parts = [request_parts(delivery.event) for delivery in deliveries]
+    parts = [request_parts(delivery.team, delivery.event) for delivery in deliveries]
     return Traffic(parts, [call.expected for call in generated])
 
 
-def request_parts(event: dict[str, str]) -> tuple[bytes, bytes]:
-    """The POST asterCC would send, split where the repetition's suffix goes."""
-    marked = dict(event, sessionid=event["sessionid"] + PLACEHOLDER.decode())
+def request_parts(team: str, event: dict[str, str]) -> tuple[bytes, bytes]:
+    """The POST asterCC would send, split where the repetition's suffix goes: in a
+    call's sessionid (a new call), or in an agent's event's `userdata` (a new event)."""
+    mark = "sessionid" if "sessionid" in event else "userdata"
+    marked = dict(event, **{mark: event.get(mark, "") + PLACEHOLDER.decode()})
     body = urlencode(marked).encode()
     head = (
-        f"POST /astercc/{event['orgidentity']}/events HTTP/1.1\r\nHost: {HOST}\r\n"
+        f"POST /astercc/{team}/events HTTP/1.1\r\nHost: {HOST}\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()

@@ -28,8 +28,15 @@ def calls(sqlite_url: str) -> list[GeneratedCall]:
     upgrade(engine)
     generated = generate_calls(random.Random(9), START, calls=30, teams=2, agents=3)
     with TestClient(create_app(Settings(database_url=sqlite_url), engine)) as client:
-        events = [event for call in generated for event in call.events]
-        assert client.post("/astercc/events", json=events).status_code == 200
+        # asterCC's events name no team: each team's go to its own push URL.
+        for team in sorted({call.team for call in generated}):
+            events = [
+                event
+                for call in generated
+                if call.team == team
+                for event in (*call.events, *call.agent_events)
+            ]
+            assert client.post(f"/astercc/{team}/events", json=events).status_code == 200
     engine.dispose()
     return generated
 

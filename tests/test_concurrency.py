@@ -19,8 +19,8 @@ from sqlalchemy import Engine, func, select
 
 from cdrlog.simulate import SendSettings, SendSummary, send_events
 from cdrlog.storage import call_event, cdr
-from cdrlog.traffic import delivery_order, generate_calls
-from chaos import wrong_cdrs
+from cdrlog.traffic import Delivery, delivery_order, generate_calls
+from chaos import distinct_events, wrong_agents, wrong_cdrs
 from conftest import Backend
 from servers import running_server, running_servers
 
@@ -29,7 +29,7 @@ SENDERS = 32
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-async def _send_split(events: Sequence[dict[str, str]], bases: Sequence[str]) -> list[SendSummary]:
+async def _send_split(events: Sequence[Delivery], bases: Sequence[str]) -> list[SendSummary]:
     """Deal the events out to the servers in turn, SENDERS requests in flight in all."""
     share = SENDERS // len(bases)
     return await asyncio.gather(
@@ -46,17 +46,17 @@ def test_two_servers_and_32_senders_give_exactly_the_expected_cdrs(
     rng = random.Random(20261126)
     calls = generate_calls(rng, START, calls=CALLS, teams=3, agents=8, time_format="mixed")
     deliveries = delivery_order(calls, rng, duplicate_ratio=0.3, shuffle_ratio=1.0)
-    events = [delivery.event for delivery in deliveries]
 
     with running_servers(backend.url, tmp_path, count=2) as bases:
-        summaries = asyncio.run(_send_split(events, bases))
+        summaries = asyncio.run(_send_split(deliveries, bases))
 
-    assert sum(s.sent for s in summaries) == len(events)
+    assert sum(s.sent for s in summaries) == len(deliveries)
     assert [s.errors for s in summaries if not s.ok] == []
     with engine.connect() as connection:
         journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()
-    assert journaled == sum(len(call.events) for call in calls)
+    assert journaled == distinct_events(calls)
     assert wrong_cdrs(engine, calls) == []
+    assert wrong_agents(engine, calls, datetime.now(UTC)) == []
 
 
 SEED_CALL = [

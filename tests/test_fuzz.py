@@ -435,7 +435,7 @@ def test_generated_requests_get_no_5xx_and_disturb_no_good_call(
     budget = env_size("CDRLOG_FUZZ_REQUESTS", DEFAULT_REQUESTS, minimum=10)
     before = _good_calls(seed=1, team_prefix="before", calls=12)
     _post_calls(app_client, before)
-    good = {event_key(event) for call in before for event in call.events}
+    good = {event_key(e["orgidentity"], e) for call in before for e in call.events}
     document = app.openapi()
     began = time.monotonic()
 

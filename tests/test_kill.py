@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,10 @@ from chaos import (
     kill_points,
     make_traffic,
     missing_from_journal,
-    push_request,
     send_until_acknowledged,
     spooled_keys,
     wait_for_acknowledged,
+    wrong_agents,
     wrong_cdrs,
 )
 from conftest import Backend
@@ -101,7 +102,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(
     size = env_size("CDRLOG_KILL_EVENTS", DEFAULT_EVENTS, minimum=100)
     traffic = make_traffic(seed=20261126, events=size)
     server = Server(backend.url, tmp_path / "server.log")
-    ledger = Ledger([push_request(event, server.port) for event in traffic.events])
+    ledger = Ledger(traffic.requests(server.port))
     kills = KillLog()
     began = time.monotonic()
     server.start()
@@ -147,5 +148,6 @@ def test_sigkill_mid_load_loses_no_acknowledged_event(
     assert acknowledged_keys(traffic, ledger) <= set(journaled)
     assert sorted(journaled) == sorted(traffic.fingerprints()), "journal: missing or extra"
     assert wrong_cdrs(engine, traffic.calls) == []
+    assert wrong_agents(engine, traffic.calls, datetime.now(UTC)) == []
     assert spooled_keys(server.spool) == set(), "events left in the spool"
     assert set(ledger.statuses) <= {200, 503}, server.log_tail()

@@ -11,7 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from cdrlog.traffic import generate_calls
+from cdrlog.traffic import delivery_order, generate_calls
 from servers import running_server
 
 
@@ -30,13 +30,15 @@ def total(text: str, name: str) -> float:
 def test_metrics_count_events_cdrs_and_batches(client: TestClient) -> None:
     before = client.get("/metrics").text
     calls = generate_calls(random.Random(8), datetime(2026, 11, 26, 9, tzinfo=UTC), calls=5)
-    for call in calls:
-        for event in call.events:
-            assert client.post(f"/astercc/{event['orgidentity']}/events", data=event).is_success
+    deliveries = delivery_order(calls, random.Random(8))
+    for delivery in deliveries:
+        url = f"/astercc/{delivery.team}/events"
+        assert client.post(url, data=delivery.event).is_success
     assert client.post("/astercc/team1/events", data={"sessionid": "x"}).status_code == 400
     after = client.get("/metrics")
     assert after.headers["content-type"].startswith("text/plain")
-    events = sum(len(c.events) for c in calls)
+    # The calls' own events and the agents' that ride with them.
+    events = len(deliveries)
     growth = {
         name: total(after.text, name) - total(before, name)
         for name in (
@@ -73,18 +75,18 @@ def test_two_workers_share_one_port_and_one_metrics_view(sqlite_url: str, tmp_pa
     log = tmp_path / "server.log"
     extra = ["--workers", "2", "--log-format", "json", "--spool-dir", str(tmp_path / "spool")]
     calls = generate_calls(random.Random(9), datetime(2026, 11, 26, 9, tzinfo=UTC), calls=20)
+    deliveries = delivery_order(calls, random.Random(9))
     with running_server(sqlite_url, log, extra) as base:
-        for call in calls:
-            for event in call.events:
-                # A new connection per request, so both workers get some.
-                response = httpx.post(
-                    f"{base}/astercc/{event['orgidentity']}/events", data=event, timeout=10
-                )
-                assert response.is_success
+        for delivery in deliveries:
+            # A new connection per request, so both workers get some.
+            response = httpx.post(
+                f"{base}/astercc/{delivery.team}/events", data=delivery.event, timeout=10
+            )
+            assert response.is_success
         listed = httpx.get(f"{base}/api/v1/cdrs", params={"limit": 100}, timeout=10).json()
         text = httpx.get(f"{base}/metrics", timeout=10).text
     assert listed["total"] == len(calls)
-    assert total(text, "cdrlog_events_accepted_total") == sum(len(c.events) for c in calls)
+    assert total(text, "cdrlog_events_accepted_total") == len(deliveries)
     lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
     records = [json.loads(line) for line in lines]
     assert {"time", "level", "logger", "message"} <= set(records[0])

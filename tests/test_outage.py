@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 
 from cdrlog.simulate import SendSettings, send_events
 from cdrlog.storage import call_event
-from cdrlog.traffic import delivery_order, generate_calls
-from chaos import wrong_cdrs
+from cdrlog.traffic import Delivery, delivery_order, generate_calls
+from chaos import distinct_events, wrong_cdrs
 from conftest import Backend
 from proxy import TcpProxy, proxied
 from servers import running_server
@@ -33,7 +33,7 @@ OUTAGE_SECONDS = 3.0
 DEFAULT_PORTS = {"mariadb": 3306, "postgresql": 5432}
 
 
-async def _send_through_an_outage(base: str, events: list[dict[str, str]], proxy: TcpProxy) -> int:
+async def _send_through_an_outage(base: str, events: list[Delivery], proxy: TcpProxy) -> int:
     """Send everything; cut the database a third of the way in. Returns 2xx count."""
     third = len(events) // 3
     first = await send_events(events[:third], SendSettings(base_url=base, concurrency=16))
@@ -76,7 +76,7 @@ def test_an_outage_under_load_loses_nothing(
 ) -> None:
     rng = random.Random(44)
     calls = generate_calls(rng, datetime(2026, 11, 26, 9, 0, tzinfo=UTC), calls=CALLS, teams=2)
-    events = [d.event for d in delivery_order(calls, rng, duplicate_ratio=0.2, shuffle_ratio=1)]
+    events = delivery_order(calls, rng, duplicate_ratio=0.2, shuffle_ratio=1)
     url = make_url(backend.url)
     spool = tmp_path / "spool"
     port = url.port or DEFAULT_PORTS[backend.name]
@@ -97,5 +97,5 @@ def test_an_outage_under_load_loses_nothing(
     assert list(spool.glob("spool-*.jsonl")) == []
     with engine.connect() as connection:
         journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()
-    assert journaled == sum(len(call.events) for call in calls)
+    assert journaled == distinct_events(calls)
     assert wrong_cdrs(engine, calls) == []

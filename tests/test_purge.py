@@ -2,7 +2,8 @@
 time; a call's CDR and its journal rows go together; a dry run deletes nothing.
 
 The world below holds, for two teams, one call (or agent event, or dead letter) of each
-kind that retention must tell apart, each received at a chosen time.
+kind that retention must tell apart, each received at a chosen time. Each event goes in
+through its team's push URL, as asterCC's own events name no team.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class Kept:
     old: bool
 
 
-def ingest(engine: Engine, events: Sequence[dict[str, str]], received: datetime) -> None:
+def ingest(engine: Engine, team: str, events: Sequence[dict[str, str]], received: datetime) -> None:
     receiver = Receiver(Settings(), Ingestor(engine, clock=lambda: received))
-    checked = [receiver.check(None, event) for event in events]
+    checked = [receiver.check(team, event) for event in events]
     accepted = [one for one in checked if isinstance(one, Accepted)]
     assert len(accepted) == len(checked)
     receiver.ingestor.ingest_many(accepted)
@@ -58,6 +59,22 @@ def call_rows(call: GeneratedCall, cdr_: bool = True, session: bool = True) -> C
     rows.update([("cdr", key)] if cdr_ else [])
     rows.update([("call_session", key)] if session else [])
     return rows
+
+
+def agent_rows(call: GeneratedCall) -> Counter[Any]:
+    """The journal rows of the agent events that ride with the call: they belong to no
+    call, so retention judges them by their own age, not with the call's CDR."""
+    return Counter(("call_event", (call.team, event["agentno"])) for event in call.agent_events)
+
+
+def with_agents(
+    engine: Engine, name: str, call: GeneratedCall, received: datetime, old: bool
+) -> list[Kept]:
+    """The call's rows (its own events are the caller's to ingest), and the rows of the
+    agent events that ride with it, ingested here as received at `received`."""
+    ingest(engine, call.team, call.agent_events, received)
+    agents = Kept(f"{name}: agent events", call.team, agent_rows(call), received < CUT)
+    return [Kept(name, call.team, call_rows(call), old), agents]
 
 
 def stray(team: str, sessionid: str, calltype: str, *events: tuple[str, datetime]) -> list[Any]:
@@ -79,24 +96,28 @@ def stray(team: str, sessionid: str, calltype: str, *events: tuple[str, datetime
 def teams_calls(seed: int, start: datetime, team: str) -> list[GeneratedCall]:
     """Three or more calls of `team` (the seeds below give each team at least three)."""
     calls = generate_calls(random.Random(seed), start, calls=10, teams=2)
-    return [call for call in calls if call.agent.team == team]
+    return [call for call in calls if call.team == team]
 
 
 def build_team(engine: Engine, team: str) -> list[Kept]:
     """One team's share of the world."""
     old_calls, new_calls = teams_calls(1, OLD, team), teams_calls(2, RECENT, team)
     late, early = old_calls.pop(), new_calls.pop()
-    world = [Kept("old call", team, call_rows(call), True) for call in old_calls]
-    world += [Kept("new call", team, call_rows(call), False) for call in new_calls]
-    ingest(engine, [e for call in old_calls for e in call.events], OLD)
-    ingest(engine, [e for call in new_calls for e in call.events], RECENT)
+    world: list[Kept] = []
+    for call in old_calls:
+        world += with_agents(engine, "old call", call, OLD, True)
+    for call in new_calls:
+        world += with_agents(engine, "new call", call, RECENT, False)
+    ingest(engine, team, [e for call in old_calls for e in call.events], OLD)
+    ingest(engine, team, [e for call in new_calls for e in call.events], RECENT)
     # A hangup received after the cut goes with its old call's CDR.
-    ingest(engine, late.events[:-1], OLD)
-    ingest(engine, late.events[-1:], RECENT)
-    world.append(Kept("late", team, call_rows(late), True))
-    # Events received before the cut stay with their recent call's CDR.
-    ingest(engine, early.events, OLD)
-    world.append(Kept("early", team, call_rows(early), False))
+    ingest(engine, team, late.events[:-1], OLD)
+    ingest(engine, team, late.events[-1:], RECENT)
+    world += with_agents(engine, "late", late, OLD, True)
+    # Events received before the cut stay with their recent call's CDR (its agents'
+    # events, received then too, do not: they go by their own age).
+    ingest(engine, team, early.events, OLD)
+    world += with_agents(engine, "early", early, OLD, False)
     world += build_strays(engine, team)
     return world
 
@@ -104,16 +125,16 @@ def build_team(engine: Engine, team: str) -> list[Kept]:
 def build_strays(engine: Engine, team: str) -> list[Kept]:
     """Calls without a CDR, agent events and dead letters, old and recent."""
     internal = stray(team, f"{team}-internal", "internal", ("ringing", OLD), ("hangup", OLD))
-    ingest(engine, internal, OLD)
+    ingest(engine, team, internal, OLD)
     leg = stray(team, f"{team}-leg", "dialout", ("ringing", OLD), ("answer", OLD))
-    ingest(engine, leg, OLD)
+    ingest(engine, team, leg, OLD)
     mixed = stray(team, f"{team}-mixed", "dialout", ("ringing", OLD), ("hangup", CUT))
-    ingest(engine, mixed[:1], OLD)
-    ingest(engine, mixed[1:], RECENT)
+    ingest(engine, team, mixed[:1], OLD)
+    ingest(engine, team, mixed[1:], RECENT)
     logins = []
     for agentno, at in (("7001", OLD), ("7002", RECENT)):
         login = {"orgidentity": team, "event": "login", "agentno": agentno, "agentphone": "8999"}
-        ingest(engine, [login | {"eventTime": at.strftime("%Y-%m-%d %H:%M:%S")}], at)
+        ingest(engine, team, [login | {"eventTime": at.strftime("%Y-%m-%d %H:%M:%S")}], at)
         logins.append(Kept("login", team, Counter({("call_event", (team, agentno)): 1}), at < CUT))
     return [
         Kept("internal", team, journaled((team, f"{team}-internal"), session=False), True),

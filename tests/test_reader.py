@@ -31,11 +31,16 @@ START = datetime(2026, 3, 28, 20, 0, tzinfo=UTC)
 
 
 def push(client: TestClient, calls: list[GeneratedCall]) -> None:
-    """All events, as JSON batches (the reading tests need data, not the push path)."""
-    events = [event for call in calls for event in call.events]
-    for first in range(0, len(events), 250):
-        response = client.post("/astercc/events", json=events[first : first + 250])
-        assert response.status_code == 200, response.text
+    """All events, the agents' that ride with the calls included, as JSON batches to
+    each team's push URL (the reading tests need data, not the push path)."""
+    by_team: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
+    for call in calls:
+        by_team[call.team] += [*call.events, *call.agent_events]
+    for team, events in sorted(by_team.items()):
+        for first in range(0, len(events), 250):
+            batch = events[first : first + 250]
+            response = client.post(f"/astercc/{team}/events", json=batch)
+            assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +211,7 @@ def test_the_journal_filters_by_session(client: TestClient, calls: list[Generate
     events = client.get("/api/v1/events", params=params).json()["events"]
     assert len(events) == len(call.events)
     everything = client.get("/api/v1/events", params={"limit": 1000}).json()["events"]
-    assert len(everything) == sum(len(c.events) for c in calls)
+    assert len(everything) == sum(len(c.events) + len(c.agent_events) for c in calls)
 
 
 def test_bad_reader_input_is_a_400_not_a_500(client: TestClient) -> None:

@@ -23,12 +23,13 @@ NOW = START + timedelta(days=1)
 
 
 def ingest(engine: Engine, calls: list[GeneratedCall], zone: ZoneInfo) -> Ingestor:
-    """Store the calls as a receiver set to `zone` would have."""
+    """Store the calls, the agents' events that ride with them included, as a receiver
+    set to `zone` would have (each at its team's push URL)."""
     ingestor = Ingestor(engine, clock=lambda: NOW)
     batch = []
     for call in calls:
-        for fields in call.events:
-            event = parse_event(fields, url_team=None, pbx_timezone=zone)
+        for fields in (*call.events, *call.agent_events):
+            event = parse_event(fields, url_team=call.team, pbx_timezone=zone)
             assert not isinstance(event, Rejection)
             batch.append(Accepted(event, fields, fingerprint(event.team, fields)))
     ingestor.ingest_many(batch)
@@ -56,7 +57,7 @@ def test_fixing_the_pbx_zone_moves_every_cdr_by_the_offset(engine: Engine) -> No
     fixed = starts(engine)
     assert summary.calls == len(calls)
     assert summary.cdrs_changed == len(calls)
-    assert summary.events_reparsed == sum(len(c.events) for c in calls)
+    assert summary.events_reparsed == sum(len(c.events) + len(c.agent_events) for c in calls)
     assert {k: wrong[k] - fixed[k] for k in wrong} == dict.fromkeys(wrong, timedelta(hours=8))
     again = rebuild(ingestor, SHANGHAI, Scope())
     assert (again.events_reparsed, again.cdrs_changed) == (0, 0)

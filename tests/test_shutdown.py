@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,10 @@ from chaos import (
     journal_keys,
     make_traffic,
     missing_from_journal,
-    push_request,
     send_until_acknowledged,
     spooled_keys,
     wait_for_acknowledged,
+    wrong_agents,
     wrong_cdrs,
 )
 from conftest import Backend
@@ -99,7 +100,7 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_nothing(
 ) -> None:
     traffic = make_traffic(seed=6, events=EVENTS)
     server = Server(backend.url, tmp_path / "server.log")
-    ledger = Ledger([push_request(event, server.port) for event in traffic.events])
+    ledger = Ledger(traffic.requests(server.port))
     began = time.monotonic()
     server.start()
     try:
@@ -133,6 +134,7 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_nothing(
     assert set(ledger.statuses) == {200}, ledger.statuses
     assert sorted(journaled) == sorted(traffic.fingerprints())
     assert wrong_cdrs(engine, traffic.calls) == []
+    assert wrong_agents(engine, traffic.calls, datetime.now(UTC)) == []
     assert spooled_keys(server.spool) == set(), "events left in the spool"
 
 

@@ -1,4 +1,5 @@
-"""The sender against a real HTTP server on loopback that records what it is sent."""
+"""The sender against a real HTTP server on loopback that records what it is sent and
+serves the read API's answers a test gives it; `cdrlog simulate` against a real receiver."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -21,11 +25,23 @@ from cdrlog.simulate import (
     SendSettings,
     SendSummary,
     event_url,
+    form_body,
     render_summary,
     run_simulation,
     summary_as_dict,
 )
-from cdrlog.traffic import delivery_order, generate_calls
+from cdrlog.simulate_check import check_receiver, newest_dead_letter, render_report
+from cdrlog.traffic import (
+    Delivery,
+    ExpectedAgent,
+    ExpectedCdr,
+    GeneratedCall,
+    Style,
+    delivery_order,
+    expected_agents,
+    generate_calls,
+)
+from servers import running_server
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -41,7 +57,10 @@ def event_key(event: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 @dataclass
 class Receiver:
-    """Answers like cdrlog's push endpoint: stored, duplicate, 400 without a sessionid.
+    """Answers like cdrlog's push endpoint: stored, duplicate, 400 for an event that
+    names neither a call (sessionid) nor an agent (agentno); and answers the read API
+    with what a test put in `cdrs`, `letters` (dead letter ids) and `agents` (per team;
+    no listing at all while None).
 
     An event with a `fail` field gets that many 503s before it is stored; with
     `reject_all` set every event gets a 400.
@@ -49,15 +68,20 @@ class Receiver:
 
     reject_all: bool = False
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cdrs: list[dict[str, Any]] = field(default_factory=list)
+    letters: list[int] = field(default_factory=list)
+    agents: dict[str, list[dict[str, Any]]] | None = None
+    agents_before: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def answer(self, path: str, fields: dict[str, str]) -> tuple[int, dict[str, str]]:
         with self.lock:
             self.requests.append((path, fields))
             key = (path, tuple(sorted(fields.items())))
             failures = sum(1 for p, f in self.requests if (p, tuple(sorted(f.items()))) == key)
-            if self.reject_all or "sessionid" not in fields:
+            if self.reject_all or not {"sessionid", "agentno"} & set(fields):
                 return 400, {"sessionid": "is required"}
             if failures <= int(fields.get("fail", "0")):
                 return 503, {"detail": "try again"}
@@ -65,6 +89,21 @@ class Receiver:
                 return 200, {"status": "duplicate"}
             self.seen.add(key)
             return 200, {"status": "stored"}
+
+    def read(self, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
+        team = (query.get("team") or query.get("orgidentity") or [""])[0]
+        if path == "/api/v1/cdrs":
+            rows = [row for row in self.cdrs if row["orgidentity"] == team]
+            return 200, "".join(json.dumps(row) + "\n" for row in rows)
+        if path == "/api/v1/rejected":
+            limit = int(query["limit"][0])
+            page = [{"id": n} for n in sorted(self.letters, reverse=True)[:limit]]
+            return 200, json.dumps({"rejected": page, "next_before": None})
+        if path == "/api/v1/agents" and self.agents is not None:
+            # Before any push, only the agents an earlier run left.
+            listed = self.agents if self.requests else self.agents_before
+            return 200, json.dumps({"agents": listed.get(team, [])})
+        return 404, json.dumps({"detail": "Not Found"})
 
 
 def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
@@ -75,9 +114,17 @@ def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            receiver.bodies.append(body)
             fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
             status, answer = receiver.answer(self.path, fields)
-            payload = json.dumps(answer).encode()
+            self.reply(status, json.dumps(answer))
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            self.reply(*receiver.read(url.path, parse_qs(url.query)))
+
+        def reply(self, status: int, text: str) -> None:
+            payload = text.encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -108,12 +155,18 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
     thread.join()
 
 
-def sent_events(seed: int, calls: int, duplicates: float) -> list[dict[str, str]]:
-    generated = generate_calls(random.Random(seed), START, calls=calls, teams=2)
-    order = delivery_order(
+def sent_deliveries(
+    seed: int, calls: int, duplicates: float, style: Style = "manual"
+) -> list[Delivery]:
+    generated = generate_calls(random.Random(seed), START, calls=calls, teams=2, style=style)
+    return delivery_order(
         generated, random.Random(seed), duplicate_ratio=duplicates, shuffle_ratio=0.5
     )
-    return [delivery.event for delivery in order]
+
+
+def sent_events(seed: int, calls: int, duplicates: float) -> list[dict[str, str]]:
+    """Seed-shaped events: each names its team, so a plain event finds its URL."""
+    return [delivery.event for delivery in sent_deliveries(seed, calls, duplicates, "seed")]
 
 
 def check_math(summary: SendSummary) -> None:
@@ -136,6 +189,40 @@ def test_every_event_arrives_at_its_team_url(receiver: tuple[str, Receiver]) -> 
     check_math(summary)
     assert Counter(event_key(f) for _, f in recorder.requests) == Counter(map(event_key, events))
     assert all(path == f"/astercc/{f['orgidentity']}/events" for path, f in recorder.requests)
+
+
+def test_manual_events_go_to_the_url_of_the_team_they_are_addressed_to(
+    receiver: tuple[str, Receiver],
+) -> None:
+    url, recorder = receiver
+    deliveries = sent_deliveries(2, 20, 0.1)
+    summary = run_simulation(deliveries, fast(url, concurrency=8))
+    assert (summary.sent, summary.accepted, summary.rejected) == (len(deliveries),) * 2 + (0,)
+    sent = Counter((f"/astercc/{d.team}/events", event_key(d.event)) for d in deliveries)
+    assert Counter((path, event_key(f)) for path, f in recorder.requests) == sent
+    assert not any("orgidentity" in f for _, f in recorder.requests)
+
+
+def test_bodies_are_written_as_asterCC_writes_them(receiver: tuple[str, Receiver]) -> None:
+    url, recorder = receiver
+    event = {
+        "eventTime": "2024-05-01 09:00:00",
+        "channel": "Local/015967121144@hosted-dialout-408a;1",
+        "userdata": "a=b&c+d 50%",
+        "sessionid": "s1",
+    }
+    assert form_body(event) == (
+        b"eventTime=2024-05-01 09:00:00&channel=Local/015967121144@hosted-dialout-408a;1&"
+        b"userdata=a%3Db%26c%2Bd 50%25&sessionid=s1&"
+    )
+    run_simulation(sent_deliveries(3, 5, 0.0), fast(url))
+    for body, (_, fields) in zip(recorder.bodies, recorder.requests, strict=True):
+        assert body.endswith(b"&")
+        assert body == form_body(fields)
+    raw = b"".join(recorder.bodies)
+    assert b"eventTime=2024-05-01 09:" in raw
+    assert b"channel=SIP/8" in raw
+    assert b";1&" in raw
 
 
 def test_a_4xx_is_counted_and_never_retried(receiver: tuple[str, Receiver]) -> None:
@@ -209,15 +296,110 @@ def test_the_summary_reads_and_serialises(receiver: tuple[str, Receiver]) -> Non
     assert as_dict["ok"] is True
 
 
+def api_cdr(cdr: ExpectedCdr) -> dict[str, Any]:
+    """A CDR as `GET /api/v1/cdrs?format=jsonl` shows it."""
+    values = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(cdr).items()}
+    return {"id": 1, "orgidentity": values.pop("team"), **values}
+
+
+def api_agent(agent: ExpectedAgent) -> dict[str, Any]:
+    since = agent.state_since.isoformat() if agent.state_since else None
+    return {**asdict(agent), "orgidentity": agent.team, "state_since": since}
+
+
+def command_calls(seed: int, calls: int, style: Style = "manual") -> list[GeneratedCall]:
+    """The calls `cdrlog simulate --seed S --start START --teams 2` plays."""
+    return generate_calls(random.Random(seed), START, calls=calls, teams=2, style=style)
+
+
 def test_the_command_reports_json_and_succeeds(receiver: tuple[str, Receiver]) -> None:
     url, recorder = receiver
+    calls = command_calls(7, 5)
+    recorder.cdrs = [api_cdr(call.expected) for call in calls]
     options = ["--url", url, "--calls", "5", "--seed", "7", "--duplicates", "0.2", "--json"]
+    options += ["--teams", "2"]
     result = CliRunner().invoke(simulate, [*options, "--start", "2024-05-01T09:00:00"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["seed"], report["calls"], report["ok"]) == (7, 5, True)
     assert report["start"] == "2024-05-01T09:00:00+00:00"
     assert report["sent"] == len(recorder.requests) == report["stored"] + report["duplicates"]
+    assert report["check"] == {
+        "cdrs_checked": 5,
+        "cdrs_wrong": 0,
+        "dead_letters": 0,
+        "agents_checked": None,
+        "agents_wrong": 0,
+        "problems": [],
+        "agents_unchecked_teams": [],
+        "ok": True,
+    }
+    assert not any("orgidentity" in fields for _, fields in recorder.requests)
+
+
+def test_the_seed_style_names_the_team_in_every_event(receiver: tuple[str, Receiver]) -> None:
+    url, recorder = receiver
+    options = ["--url", url, "--calls", "4", "--seed", "3", "--style", "seed", "--no-check"]
+    result = CliRunner().invoke(simulate, options)
+    assert result.exit_code == 0, result.output
+    assert "seed style" in result.output
+    assert "Checked" not in result.output
+    assert all(fields["orgidentity"] == "team1" for _, fields in recorder.requests)
+    assert {fields["source"] for _, fields in recorder.requests} == {"CALLER", "CALLEE"}
+
+
+def test_the_command_fails_when_the_receiver_got_cdrs_or_agents_wrong(
+    receiver: tuple[str, Receiver],
+) -> None:
+    url, recorder = receiver
+    calls = command_calls(8, 6)
+    recorder.cdrs = [api_cdr(call.expected) for call in calls[1:]]
+    recorder.cdrs[0]["hold_seconds"] = 99
+    wanted = expected_agents(calls)
+    recorder.agents = {"team1": [api_agent(a) for a in wanted if a.team == "team1"]}
+    options = ["--url", url, "--calls", "6", "--seed", "8", "--teams", "2"]
+    result = CliRunner().invoke(simulate, [*options, "--start", "2024-05-01T09:00:00"])
+    assert result.exit_code == 1, result.output
+    first, second = calls[0].expected, calls[1].expected
+    assert "CDRs          4 of 6 as expected" in result.output
+    assert f"! CDR {first.team}/{first.diallogid}: missing" in result.output
+    assert f"hold_seconds expected {second.hold_seconds}, got 99" in result.output
+    team2 = sum(a.team == "team2" for a in wanted)
+    assert f"agents        {len(wanted) - team2} of {len(wanted)} as expected" in result.output
+    assert "not listed" in result.output
+
+
+def test_agents_known_before_the_run_are_not_checked(receiver: tuple[str, Receiver]) -> None:
+    """An earlier run's events, overlapping this run's in time, decide those states too:
+    the check leaves such a team's agents out and says so."""
+    url, recorder = receiver
+    calls = command_calls(8, 6)
+    recorder.cdrs = [api_cdr(call.expected) for call in calls]
+    wanted = expected_agents(calls)
+    recorder.agents = {"team2": [api_agent(a) for a in wanted if a.team == "team2"]}
+    recorder.agents_before = {"team1": [{"agentno": "1001"}]}
+    options = ["--url", url, "--calls", "6", "--seed", "8", "--teams", "2"]
+    result = CliRunner().invoke(simulate, [*options, "--start", "2024-05-01T09:00:00"])
+    assert result.exit_code == 0, result.output
+    team2 = sum(a.team == "team2" for a in wanted)
+    assert f"agents        {team2} of {team2} as expected; not checked for team1" in result.output
+
+
+def test_the_check_counts_dead_letters_written_while_sending(
+    receiver: tuple[str, Receiver],
+) -> None:
+    url, recorder = receiver
+    calls = command_calls(9, 3)
+    recorder.cdrs = [api_cdr(call.expected) for call in calls]
+    recorder.letters = [4, 5]
+    recorder.agents = {}
+    with httpx.Client(base_url=url) as client:
+        before = newest_dead_letter(client)
+        recorder.letters += [6, 7]
+        report = check_receiver(client, calls, before, settle_seconds=0)
+    assert (before, report.dead_letters, report.cdrs_wrong, report.ok) == (5, 2, 0, False)
+    assert report.agents_checked == len(expected_agents(calls)) == report.agents_wrong
+    assert "dead letters  2" in render_report(report)
 
 
 def test_the_command_prints_a_summary_and_fails_on_rejections(
@@ -236,3 +418,19 @@ def test_the_command_refuses_a_bad_url() -> None:
     result = CliRunner().invoke(simulate, ["--url", "127.0.0.1:8080"])
     assert result.exit_code == 2
     assert "http://" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["manual", "seed"])
+def test_a_real_receiver_makes_exactly_what_the_calls_demand(
+    style: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Needs the fold of the manual's events (holds, transfers, agent states)."""
+    with running_server(sqlite_url, tmp_path / "serve.log") as base:
+        options = ["--url", base, "--calls", "60", "--seed", "5", "--teams", "2", "--json"]
+        options += ["--duplicates", "0.2", "--shuffle", "1", "--style", style]
+        result = CliRunner().invoke(simulate, options)
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.output)["check"]
+    assert (check["cdrs_checked"], check["dead_letters"], check["problems"]) == (60, 0, [])
+    assert check["agents_checked"] == 10, "the receiver lists every agent of both teams"

@@ -88,7 +88,7 @@ def make_old_install(engine: Engine, calls: set[str]) -> int:
                 continue
             event = parse_event(fields, url_team=TEAM, pbx_timezone=ZoneInfo("UTC"))
             assert not isinstance(event, Rejection)
-            row = {
+            row: dict[str, Any] = {
                 "orgidentity": TEAM,
                 "fingerprint": fingerprint(TEAM, fields),
                 "sessionid": fields.get("sessionid"),

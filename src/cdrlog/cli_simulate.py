@@ -1,4 +1,5 @@
-"""`cdrlog simulate`: play realistic asterCC traffic against a running receiver."""
+"""`cdrlog simulate`: play realistic asterCC traffic against a running receiver, then
+check what it made of it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,26 @@ import sys
 from datetime import UTC, datetime
 
 import click
+import httpx
 
-from cdrlog.simulate import SendSettings, render_summary, run_simulation, summary_as_dict
+from cdrlog.simulate import (
+    SendSettings,
+    SendSummary,
+    render_summary,
+    run_simulation,
+    summary_as_dict,
+)
+from cdrlog.simulate_check import (
+    CheckReport,
+    check_receiver,
+    newest_dead_letter,
+    render_report,
+    report_as_dict,
+    teams_with_agents,
+)
 from cdrlog.traffic import (
     GeneratedCall,
+    Style,
     TimeFormat,
     delivery_order,
     generate_calls,
@@ -48,6 +65,7 @@ def _play_calls(
     teams: int,
     agents: int,
     time_format: TimeFormat,
+    style: Style,
 ) -> tuple[datetime, list[GeneratedCall]]:
     """The calls for `seed`, from `start` or else timed so that the last one ends now."""
 
@@ -59,6 +77,7 @@ def _play_calls(
             teams=teams,
             agents=agents,
             time_format=time_format,
+            style=style,
         )
 
     if start is None:
@@ -139,6 +158,22 @@ def _play_calls(
     show_default=True,
     help="eventTime as 'YYYY-MM-DD HH:MM:SS' UTC, epoch seconds, or either per event.",
 )
+@click.option(
+    "--style",
+    type=click.Choice(["manual", "seed"]),
+    default="manual",
+    show_default=True,
+    help="Events as asterCC's interface manual shows them (agent legs, queues, holds, "
+    "transfers, agent events; the URL names the team) or as the seed example does "
+    "(CALLER/CALLEE legs with orgidentity).",
+)
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="After sending, read the CDRs, dead letters and agent states back from the "
+    "receiver's API and compare them with what the calls must give.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def simulate(
     url: str,
@@ -152,35 +187,87 @@ def simulate(
     seed: int | None,
     start: datetime | None,
     time_format: TimeFormat,
+    style: Style,
+    check: bool,
     as_json: bool,
 ) -> None:
-    """Play realistic calls against a running receiver: send their push events, report.
+    """Play realistic calls against a running receiver: send their push events, report,
+    and check the receiver's CDRs, dead letters and agent states against the calls.
 
     Exits with status 1 when any event was not accepted (a 4xx, or no answer after
-    retries).
+    retries) or, with --check, when the receiver's CDRs or agents differ from what the
+    calls must give or it wrote dead letters.
     """
     seed = secrets.randbelow(2**31) if seed is None else seed
-    start, generated = _play_calls(seed, start, calls, teams, agents, time_format)
+    start, generated = _play_calls(seed, start, calls, teams, agents, time_format, style)
     deliveries = delivery_order(
         generated, random.Random(seed + 1), duplicate_ratio=duplicates, shuffle_ratio=shuffle
     )
-    events = [delivery.event for delivery in deliveries]
     if not as_json:
         click.echo(
-            f"Simulating {calls:,} calls ({len(events):,} events) for {teams} team(s) of "
-            f"{agents} agent(s), seed {seed}, from {start.isoformat(timespec='seconds')}"
+            f"Simulating {calls:,} calls ({len(deliveries):,} events, {style} style) for "
+            f"{teams} team(s) of {agents} agent(s), seed {seed}, "
+            f"from {start.isoformat(timespec='seconds')}"
         )
-    settings = SendSettings(base_url=url, concurrency=concurrency, rate=rate)
-    summary = run_simulation(events, settings, show_progress=sys.stdout.isatty() and not as_json)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        letters_before = _newest_dead_letter(client) if check else None
+        known = _teams_with_agents(client, [call.team for call in generated]) if check else ()
+        settings = SendSettings(base_url=url, concurrency=concurrency, rate=rate)
+        progress = sys.stdout.isatty() and not as_json
+        summary = run_simulation(deliveries, settings, show_progress=progress)
+        # Events that were not all accepted make wrong CDRs: the summary says enough.
+        checked = _check(client, generated, letters_before, known) if check and summary.ok else None
+    _report(seed, calls, start, summary, checked, as_json)
+    if not summary.ok or (checked is not None and not checked.ok):
+        raise SystemExit(1)
+
+
+def _newest_dead_letter(client: httpx.Client) -> int | None:
+    try:
+        return newest_dead_letter(client)
+    except httpx.TransportError:
+        return None  # the receiver is not up: sending says so, with retries
+
+
+def _teams_with_agents(client: httpx.Client, teams: list[str]) -> tuple[str, ...]:
+    try:
+        return teams_with_agents(client, teams)
+    except httpx.TransportError:
+        return ()  # the receiver is not up: sending says so, with retries
+
+
+def _check(
+    client: httpx.Client,
+    generated: list[GeneratedCall],
+    letters_before: int | None,
+    unchecked_teams: tuple[str, ...],
+) -> CheckReport:
+    try:
+        return check_receiver(client, generated, letters_before, unchecked_teams=unchecked_teams)
+    except httpx.HTTPError as error:
+        raise click.ClickException(
+            f"could not read the receiver's API to check it ({error}); --no-check skips this"
+        ) from error
+
+
+def _report(
+    seed: int,
+    calls: int,
+    start: datetime,
+    summary: SendSummary,
+    checked: CheckReport | None,
+    as_json: bool,
+) -> None:
     if as_json:
         report = {
             "seed": seed,
             "calls": calls,
             "start": start.isoformat(),
             **summary_as_dict(summary),
+            "check": None if checked is None else report_as_dict(checked),
         }
-        click.echo(json.dumps(report, indent=2))
-    else:
-        click.echo(render_summary(summary))
-    if not summary.ok:
-        raise SystemExit(1)
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(render_summary(summary))
+    if checked is not None:
+        click.echo(render_report(checked))

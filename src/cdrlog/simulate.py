@@ -1,11 +1,11 @@
 """Sending push events to a running receiver, the way asterCC does, and timing it.
 
-`send_events` POSTs each event form-encoded to `{base_url}/astercc/{team}/events` from
-`concurrency` workers sharing one pooled `httpx.AsyncClient`, optionally paced to a rate,
-and returns a `SendSummary`. Connection errors and 5xx answers are retried with
-backoff; a 4xx never is (the receiver has judged the event, sending it again changes
-nothing). Retrying a request whose answer was lost is safe because the receiver treats an
-exact re-send as a duplicate.
+`send_events` POSTs each event to `{base_url}/astercc/{team}/events`, form-encoded the way
+asterCC writes bodies (`form_body`), from `concurrency` workers sharing one pooled
+`httpx.AsyncClient`, optionally paced to a rate, and returns a `SendSummary`. Connection
+errors and 5xx answers are retried with backoff; a 4xx never is (the receiver has judged
+the event, sending it again changes nothing). Retrying a request whose answer was lost
+is safe because the receiver treats an exact re-send as a duplicate.
 """
 
 from __future__ import annotations
@@ -15,12 +15,31 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 from urllib.parse import quote
 
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 Event = Mapping[str, str]
+FORM_TYPE = "application/x-www-form-urlencoded"
+# What a form value cannot hold raw: the separators, the escape, and `+`, which a form
+# decoder reads as a space. asterCC leaves everything else (spaces, `/`, `;`) as it is.
+_FORM_ESCAPES = {ord(c): f"%{ord(c):02X}" for c in "%&=+"}
+
+
+class Addressed(Protocol):
+    """An event with the team whose push URL it goes to (e.g. `traffic.Delivery`):
+    asterCC's own events name no team, the URL does."""
+
+    @property
+    def team(self) -> str: ...
+
+    @property
+    def event(self) -> Mapping[str, str]: ...
+
+
+Sendable = Event | Addressed
 # Samples of what went wrong, enough to diagnose without flooding the terminal.
 _ERROR_SAMPLES = 5
 
@@ -99,26 +118,43 @@ class _Pacer:
             await asyncio.sleep(slot - now)
 
 
-def event_url(base_url: str, event: Event) -> str:
-    """The team's push URL for `event`, or the generic one when it names no team."""
-    team = event.get("orgidentity", "").strip()
+def event_url(base_url: str, event: Event, team: str | None = None) -> str:
+    """The push URL of `team`, else of the team `event` names, else the generic one."""
+    team = team or event.get("orgidentity", "").strip()
     base = base_url.rstrip("/")
     return f"{base}/astercc/{quote(team, safe='')}/events" if team else f"{base}/astercc/events"
 
 
+def form_body(event: Event) -> bytes:
+    """`event` as asterCC writes a push body: `name=value&` per field, values raw (a
+    space in eventTime, `/` and `;` in channel) except for what a form decoder would
+    misread, and a trailing `&`."""
+    return "".join(
+        f"{name.translate(_FORM_ESCAPES)}={value.translate(_FORM_ESCAPES)}&"
+        for name, value in event.items()
+    ).encode()
+
+
+def _request(base_url: str, item: Sendable) -> tuple[str, bytes]:
+    if isinstance(item, Mapping):
+        return event_url(base_url, item), form_body(item)
+    return event_url(base_url, item.event, item.team), form_body(item.event)
+
+
 async def send_events(
-    events: Sequence[Event],
+    events: Sequence[Sendable],
     settings: SendSettings,
     *,
     on_sent: Callable[[], None] | None = None,
 ) -> SendSummary:
     """POST every event once (retrying as the module says), in order of the sequence as
-    far as `concurrency` allows; `on_sent` is called after each event is settled."""
+    far as `concurrency` allows; `on_sent` is called after each event is settled. An
+    event goes to the URL of the team it is `Addressed` to, else of its `orgidentity`."""
     if settings.concurrency < 1 or settings.max_tries < 1 or settings.rate < 0:
         raise ValueError("concurrency and max_tries must be at least 1, rate at least 0")
-    queue: asyncio.Queue[Event] = asyncio.Queue()
-    for event in events:
-        queue.put_nowait(event)
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in events:
+        queue.put_nowait(_request(settings.base_url, item))
     tally, pacer = _Tally(), _Pacer(settings.rate)
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
@@ -128,8 +164,8 @@ async def send_events(
 
         async def worker() -> None:
             while not queue.empty():
-                event = queue.get_nowait()
-                await _deliver(client, event, settings, pacer, tally)
+                url, body = queue.get_nowait()
+                await _deliver(client, url, body, settings, pacer, tally)
                 if on_sent is not None:
                     on_sent()
 
@@ -141,7 +177,7 @@ async def send_events(
 
 
 def run_simulation(
-    events: Sequence[Event], settings: SendSettings, *, show_progress: bool = False
+    events: Sequence[Sendable], settings: SendSettings, *, show_progress: bool = False
 ) -> SendSummary:
     """`send_events` in a fresh event loop, with a transient progress bar if asked."""
     if not show_progress:
@@ -159,9 +195,13 @@ def run_simulation(
 
 
 async def _deliver(
-    client: httpx.AsyncClient, event: Event, settings: SendSettings, pacer: _Pacer, tally: _Tally
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    settings: SendSettings,
+    pacer: _Pacer,
+    tally: _Tally,
 ) -> None:
-    url = event_url(settings.base_url, event)
     problem = ""
     for attempt in range(settings.max_tries):
         if attempt:
@@ -170,7 +210,7 @@ async def _deliver(
         await pacer.wait()
         began = time.perf_counter()
         try:
-            response = await client.post(url, data=dict(event))
+            response = await client.post(url, content=body, headers={"content-type": FORM_TYPE})
         except httpx.TransportError as error:
             problem = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             continue
