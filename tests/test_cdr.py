@@ -507,7 +507,7 @@ def check_invariants(cdr: Cdr) -> None:
         assert cdr.billsec is not None
         assert cdr.hold_seconds is not None
         assert 0 <= cdr.billsec <= cdr.duration
-        assert 0 <= cdr.hold_seconds <= max(cdr.billsec, 0)
+        assert 0 <= cdr.hold_seconds <= cdr.billsec
     else:
         assert cdr.status is Status.OPEN
         assert (cdr.endtime, cdr.duration, cdr.billsec, cdr.hold_seconds) == (None,) * 4

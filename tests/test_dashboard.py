@@ -23,26 +23,15 @@ import httpx
 import pytest
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Locator, Page, expect
 except ImportError as missing:  # pragma: no cover - depends on the machine
     pytest.skip(f"Playwright cannot be imported ({missing})", allow_module_level=True)
 
-from conftest import skip_unless_optional
+from browsers import chromium
 from servers import running_server
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 BROWSER_ZONE = "Europe/Berlin"
 # +05:30 all year round: no daylight saving to reason about, and unlike any Berlin offset.
@@ -55,14 +44,8 @@ WAIT_MS = 20_000
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        skip_unless_optional(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

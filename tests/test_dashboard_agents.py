@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 try:
-    from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, ViewportSize, expect
 except ImportError as missing:  # pragma: no cover - depends on the machine
     pytest.skip(f"Playwright cannot be imported ({missing})", allow_module_level=True)
 
-from conftest import skip_unless_optional
+from browsers import chromium
 from servers import running_server
-from test_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, WAIT_MS, by_id
+from test_dashboard import ARTIFACTS, WAIT_MS, by_id
 
 pytestmark = pytest.mark.slow
 
@@ -84,14 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        skip_unless_optional(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

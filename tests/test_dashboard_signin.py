@@ -17,18 +17,18 @@ import httpx
 import pytest
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError as missing:  # pragma: no cover - depends on the machine
     pytest.skip(f"Playwright cannot be imported ({missing})", allow_module_level=True)
 
+from browsers import chromium
 from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import utc_now
 from cdrlog.tokens import TokenScope
-from conftest import skip_unless_optional
 from servers import running_server
 from test_auth import call_events
-from test_dashboard import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, WAIT_MS, by_id
+from test_dashboard import ARTIFACTS, WAIT_MS, by_id
 
 pytestmark = pytest.mark.slow
 
@@ -77,15 +77,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        skip_unless_optional(f"{CHROMIUM} is missing: apt-get install chromium")
-    rules = f"--host-resolver-rules=MAP {PLAIN_HTTP_HOST} 127.0.0.1"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*LAUNCH_ARGS, rules], headless=True
-        )
+    with chromium(f"--host-resolver-rules=MAP {PLAIN_HTTP_HOST} 127.0.0.1") as launched:
         yield launched
-        launched.close()
 
 
 @contextmanager

@@ -142,10 +142,12 @@ def fold_call(
     customer = _number(legs, "dst" if calltype == DIALOUT else "src")
     if customer is None and calltype != DIALOUT:
         customer = _first(leg.event.calleridnum for leg in legs)
-    duration = billsec = None
+    duration = billsec = held = None
     if end is not None:
         duration = _seconds(start, end)
         billsec = min(duration, _seconds(answer, end)) if answer is not None else 0
+        # Hold is part of the talk, even where two legs' clocks disagree.
+        held = min(billsec, _hold_seconds(legs, answer, end))
     first = legs[0].event
     return Cdr(
         team=first.team,
@@ -164,7 +166,7 @@ def fold_call(
         status=status,
         did=_first(leg.event.didnumber for leg in legs),
         agent_group=handler.group or _first(leg.event.agent_group for leg in legs),
-        hold_seconds=_hold_seconds(legs, answer, end),
+        hold_seconds=held,
         transferred_to=_transferred_to(legs),
     )
 
@@ -271,11 +273,9 @@ def _number(legs: list[_Leg], column: str) -> str | None:
     return _first(leg.event.activenum for leg in legs if leg.rule.number == column)
 
 
-def _hold_seconds(legs: list[_Leg], answer: datetime | None, end: datetime | None) -> int | None:
+def _hold_seconds(legs: list[_Leg], answer: datetime | None, end: datetime) -> int:
     """Time on hold between answer and end: each hold runs to the next resume after it,
     else to the end; overlapping holds count once."""
-    if end is None:
-        return None
     if answer is None:
         return 0
     spans: list[tuple[datetime, datetime]] = []
