@@ -55,7 +55,13 @@ from sqlalchemy.exc import DBAPIError
 
 from cdrlog.database import make_engine, upgrade
 from cdrlog.storage import cdr, metadata
-from cdrlog.traffic import ExpectedCdr, delivery_order, generate_calls, stored_as_expected
+from cdrlog.traffic import (
+    ExpectedCdr,
+    Style,
+    delivery_order,
+    generate_calls,
+    stored_as_expected,
+)
 
 HOST = "127.0.0.1"
 SCRIPTS = Path(__file__).resolve().parent
@@ -102,10 +108,12 @@ class Traffic:
         return wanted
 
 
-def build_traffic(calls: int, seed: int) -> Traffic:
+def build_traffic(calls: int, seed: int, style: Style) -> Traffic:
     rng = random.Random(seed)
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    generated = generate_calls(rng, start, calls=calls, teams=3, agents=20, time_format="mixed")
+    generated = generate_calls(
+        rng, start, calls=calls, teams=3, agents=20, time_format="mixed", style=style
+    )
     deliveries = delivery_order(generated, rng, shuffle_ratio=0.3, duplicate_ratio=0.05)
     parts = [request_parts(delivery.team, delivery.event) for delivery in deliveries]
     return Traffic(parts, [call.expected for call in generated])
@@ -766,6 +774,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=BASE_CALLS, help="calls per repetition")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--style",
+        choices=["manual", "seed"],
+        default="manual",
+        help="traffic as asterCC's manual shows it, or the seed's CALLER/CALLEE only",
+    )
+    parser.add_argument(
         "--profile", type=Path, default=None, help="directory for py-spy profiles (raw)"
     )
     options = parser.parse_args()
@@ -797,7 +811,7 @@ def main() -> int:
         if py_spy() is None:
             raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
         options.profile.mkdir(parents=True, exist_ok=True)
-    traffic = build_traffic(options.calls, options.seed)
+    traffic = build_traffic(options.calls, options.seed, options.style)
     with tempfile.TemporaryDirectory(prefix="cdrlog-bench-") as logs:
         plan = Plan(
             options.seconds, options.connections, traffic, Path(logs), console, options.profile

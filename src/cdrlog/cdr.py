@@ -104,14 +104,27 @@ def affects_cdr(event: CallEvent) -> bool:
     return event.calltype in CALL_TYPES and event.event in CDR_EVENTS
 
 
-def registry_needed(events: Iterable[CallEvent]) -> set[str]:
-    """Agent numbers whose registered phone `fold_call` would use: only when no event
-    tells the handling agent's phone itself."""
+@dataclass(frozen=True, slots=True)
+class CallReading:
+    """A call's events read once, as the fold reads them: in event order with their
+    roles and rules, the answer, and the handling agent as far as the events tell."""
+
+    calltype: str
+    legs: list[_Leg]
+    answering: _Leg | None
+    handler: _Agent
+
+    @property
+    def phone_wanted(self) -> str | None:
+        """The agent whose registered phone the CDR needs: only one whose phone no
+        event tells."""
+        return self.handler.agentno if self.handler.phone is None else None
+
+
+def read_call(events: Iterable[CallEvent]) -> CallReading:
     calltype, legs = _legs(events)
-    if not legs:
-        return set()
-    handler = _handler(calltype, legs, _first_leg(legs, "answers"))
-    return {handler.agentno} if handler.phone is None and handler.agentno is not None else set()
+    answering = _first_leg(legs, "answers")
+    return CallReading(calltype, legs, answering, _handler(calltype, legs, answering))
 
 
 def fold_call(
@@ -127,17 +140,28 @@ def fold_call(
     closed as `timeout`, ending at its last event: its hangup was lost (a later one
     still closes it).
     """
-    calltype, legs = _legs(events)
+    return cdr_of(read_call(events), agent_phones, stale_before)
+
+
+def cdr_of(
+    reading: CallReading, agent_phones: Mapping[str, str], stale_before: datetime | None = None
+) -> Cdr | None:
+    """`fold_call` of events already read (the registry asked for `phone_wanted`)."""
+    calltype, legs, answering, handler = (
+        reading.calltype,
+        reading.legs,
+        reading.answering,
+        reading.handler,
+    )
     proving = [leg.event for leg in legs if leg.rule.proves_call]
     if not proving:
         return None
     start = _first(leg.event.event_time for leg in legs if leg.rule.starts)
     start = start or proving[0].event_time
-    answering = _first_leg(legs, "answers")
     answer = answering.event.event_time if answering else None
-    hangups = [leg.event for leg in legs if _ends_call(leg, legs, answering)]
+    joined = _first(leg.event.event_time for leg in legs if leg.rule.joins)
+    hangups = [leg.event for leg in legs if _ends_call(leg, answering, joined)]
     end, status = _ending(legs, hangups, start, stale_before)
-    handler = _handler(calltype, legs, answering)
     phone = handler.phone or agent_phones.get(handler.agentno or "")
     customer = _number(legs, "dst" if calltype == DIALOUT else "src")
     if customer is None and calltype != DIALOUT:
@@ -209,8 +233,7 @@ def _handler(calltype: str, legs: list[_Leg], answering: _Leg | None) -> _Agent:
         chosen = answering if answering is not None else _first_leg(agent_legs, "rings_agent")
         if chosen is None:
             return _Agent(None, None, None)
-        own = [chosen, *(leg for leg in agent_legs if _same_leg(leg.event, chosen.event))]
-        own.sort(key=lambda leg: event_order(leg.event))
+        own = [leg for leg in agent_legs if leg is chosen or _same_leg(leg.event, chosen.event)]
         others = own
     agentno = _first(leg.event.agentno for leg in own) or _first(
         leg.event.agentno for leg in others
@@ -225,7 +248,7 @@ def _handler(calltype: str, legs: list[_Leg], answering: _Leg | None) -> _Agent:
     return _Agent(agentno, phone, _first(leg.event.agent_group for leg in own))
 
 
-def _ends_call(leg: _Leg, legs: list[_Leg], answering: _Leg | None) -> bool:
+def _ends_call(leg: _Leg, answering: _Leg | None, joined: datetime | None) -> bool:
     """Whether this hangup can end the call (contract section 4, "When a call ends")."""
     ends = leg.rule.ends
     if ends is None:
@@ -233,7 +256,6 @@ def _ends_call(leg: _Leg, legs: list[_Leg], answering: _Leg | None) -> bool:
     if ends is Ends.ALWAYS:
         return True
     # Once a consulted party joined, the call goes on without the first agent.
-    joined = _first(other.event.event_time for other in legs if other.rule.joins)
     if joined is not None and leg.event.event_time >= joined:
         return False
     if ends is Ends.AGENT_LEG:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from cdrlog import deadletters, metrics, registry
-from cdrlog.cdr import Cdr, affects_cdr, fold_call, registry_needed
+from cdrlog.cdr import CallReading, Cdr, affects_cdr, cdr_of, read_call
 from cdrlog.database import in_transaction, insert_ignoring_duplicates, read_only
 from cdrlog.deadletters import DeadLetter
 from cdrlog.events import CallEvent, Event
@@ -242,14 +242,14 @@ class Ingestor:
                 select(cdr).where(pairs_in(cdr.c.orgidentity, cdr.c.diallogid, calls))
             )
         }
-        phones = self._phones(connection, events)
+        readings = {key: read_call(events.get(key, [])) for key in calls}
+        phones = self._phones(connection, readings)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         changes: list[tuple[CallKey, Cdr | None, Cdr]] = []
+        stale_before = now - self.max_call_length
         for key in calls:
-            record = fold_call(
-                events.get(key, []), phones.get(key[0], {}), now - self.max_call_length
-            )
+            record = cdr_of(readings[key], phones.get(key[0], {}), stale_before)
             old = existing.get(key)
             if record is None:
                 continue
@@ -285,12 +285,13 @@ class Ingestor:
         return events
 
     def _phones(
-        self, connection: Connection, events: Mapping[CallKey, list[CallEvent]]
+        self, connection: Connection, readings: Mapping[CallKey, CallReading]
     ) -> dict[str, dict[str, str]]:
         """The registry's phones, per team, for the agents whose calls need them."""
         needed: dict[str, set[str]] = defaultdict(set)
-        for (team, _), call_events in events.items():
-            needed[team] |= registry_needed(call_events)
+        for (team, _), reading in readings.items():
+            if (agentno := reading.phone_wanted) is not None:
+                needed[team].add(agentno)
         return {
             team: registry.phones(connection, team, numbers) for team, numbers in needed.items()
         }
