@@ -521,13 +521,13 @@ def create_database(url: URL) -> None:
     name = url.database
     if url.get_backend_name() == "postgresql":
         engine = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
-        with engine.connect() as connection:
+        # CREATE DATABASE cannot run in a transaction: autocommit from the start.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             found = connection.execute(
                 text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
             ).first()
             if found is None:
-                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-                autocommit.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     else:
         engine = make_engine(url.set(database="").render_as_string(hide_password=False))
         with engine.connect() as connection:
