@@ -58,12 +58,18 @@ class TcpProxy:
         if self.cut_off:
             writer.close()
             return
+        self._writers.add(writer)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
-        self._writers.update({writer, upstream_writer})
+        if self.cut_off:
+            # Cut while this link was being made: it must not outlive the cut.
+            writer.close()
+            upstream_writer.close()
+            return
+        self._writers.add(upstream_writer)
         await asyncio.gather(
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
         )

@@ -30,6 +30,7 @@ from servers import running_server
 
 CALLS = 300
 OUTAGE_SECONDS = 3.0
+LONGEST_OUTAGE_SECONDS = 20.0
 DEFAULT_PORTS = {"mariadb": 3306, "postgresql": 5432}
 
 
@@ -42,6 +43,11 @@ async def _send_through_an_outage(base: str, events: list[Delivery], proxy: TcpP
         send_events(events[third : 2 * third], SendSettings(base_url=base, concurrency=16))
     )
     await asyncio.sleep(OUTAGE_SECONDS)
+    # The outage lasts until the server has felt it: a batch that was retrying when the
+    # link went may still be waiting out its last connection attempt.
+    deadline = time.monotonic() + LONGEST_OUTAGE_SECONDS
+    while await asyncio.to_thread(_spooled_count, base) == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
     proxy.restore()
     middle = await during
     last = await send_events(events[2 * third :], SendSettings(base_url=base, concurrency=16))
