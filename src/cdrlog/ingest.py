@@ -322,9 +322,6 @@ class Ingestor:
         facts = registry.newest_facts([fact])
         in_transaction(self.engine, lambda c: self._registry.record(c, facts, now))
 
-    def agents(self, team: str | None = None) -> list[dict[str, Any]]:
-        return registry.listing(self.engine, team)
-
     def dead_letter(self, letter: DeadLetter) -> int:
         """Keep a refused body for an operator; returns its id."""
         return deadletters.keep(self.engine, letter, self.clock())

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from cdrlog.database import read_only
 from cdrlog.events import AGENT, CONSULT, AgentEvent, Event
 from cdrlog.storage import agent
 
@@ -165,11 +164,3 @@ def phones(connection: Connection, team: str, numbers: Iterable[str]) -> dict[st
         )
     )
     return {row.agentno: row.phone for row in rows}
-
-
-def listing(engine: Engine, team: str | None = None) -> list[dict[str, Any]]:
-    query = select(agent).order_by(agent.c.orgidentity, agent.c.agentno)
-    if team is not None:
-        query = query.where(agent.c.orgidentity == team)
-    with engine.connect() as connection:
-        return [dict(row._mapping) for row in read_only(connection).execute(query)]
