@@ -20,8 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from cdrlog.auth import TokenStore
+from cdrlog.ingest import utc_now
 from cdrlog.simulate import SendSettings, send_events
 from cdrlog.storage import call_event
+from cdrlog.tokens import TokenScope
 from cdrlog.traffic import Delivery, delivery_order, generate_calls
 from chaos import distinct_events, wrong_cdrs
 from conftest import Backend
@@ -105,3 +108,46 @@ def test_an_outage_under_load_loses_nothing(
         journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()
     assert journaled == distinct_events(calls)
     assert wrong_cdrs(engine, calls) == []
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "postgresql"], indirect=True)
+def test_tokens_known_before_an_outage_stay_in_force_during_it(
+    backend: Backend, engine: Engine, tmp_path: Path
+) -> None:
+    """Checking a push's token needs no database: the pushes of an outage are spooled,
+    and tokens that were unknown or revoked before it stay refused."""
+    store = TokenStore(engine, utc_now)
+    valid = store.create(TokenScope.PUSH, "1").token
+    revoked = store.create(TokenScope.PUSH, "1")
+    store.revoke(revoked.id)
+    url = make_url(backend.url)
+    port = url.port or DEFAULT_PORTS[backend.name]
+    body = (
+        "sessionid=outage-1&source=CALLER&event=incoming&calltype=dialin"
+        "&eventTime=2026-11-26 09:00:00&callerid=0871&AgentTeamId=1"
+    )
+    with proxied(url.host or "127.0.0.1", port) as proxy:
+        through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        extra = ["--spool-dir", str(tmp_path / "spool")]
+        with running_server(through, tmp_path / "server.log", extra) as base:
+
+            def push(token: str) -> httpx.Response:
+                return httpx.post(
+                    f"{base}/astercc/1/events?token={token}",
+                    content=body,
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                    timeout=10,
+                )
+
+            proxy.cut()
+            # Past the tokens' cache time, so the server must try (and fail) to read them.
+            time.sleep(2.5)
+            answers = [push(valid), push(revoked.token), push("cdrlog_" + "0" * 64), push(valid)]
+            proxy.restore()
+            drain_seconds = _drained(base, timeout=30)
+    assert [a.status_code for a in answers] == [200, 401, 401, 200]
+    assert [answers[0].json()["status"], answers[3].json()["status"]] == ["spooled", "spooled"]
+    assert drain_seconds < 30
+    with engine.connect() as connection:
+        journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()
+    assert journaled == 1

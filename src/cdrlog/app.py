@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +49,9 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
             recheck=app.state.receiver.check,
         )
         app.state.batcher = batcher
+        # Read the tokens now, so a database lost before the first push finds them known.
+        with suppress(OperationalError, InterfaceError):
+            await asyncio.to_thread(app.state.tokens.known)
         tasks = [
             asyncio.create_task(_close_stale_calls(ingestor, settings.timeout_check_seconds)),
             asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),

@@ -24,7 +24,7 @@ from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
 
 from cdrlog import metrics, schemas
-from cdrlog.auth import admin_only, pushable_team
+from cdrlog.auth import TokenStore, admin_only, presented, pushable_team
 from cdrlog.batcher import Batcher
 from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
 from cdrlog.events import FieldError, Rejection, fingerprint, parse_event
@@ -182,7 +182,12 @@ def retry(receiver: Receiver, letter: dict[str, Any]) -> schemas.RetryOut:
 
 
 async def receive(request: Request, url_team: str | None) -> JSONResponse:
-    team = pushable_team(request, url_team)
+    tokens: TokenStore = request.app.state.tokens
+    if tokens.answers_from_memory(presented(request)[0]):
+        team = pushable_team(request, url_team)
+    else:
+        # Off the event loop: a slow or unreachable database must not stall every request.
+        team = await run_in_threadpool(pushable_team, request, url_team)
     receiver: Receiver = request.app.state.receiver
     limit = receiver.settings.max_body_bytes
     try:
