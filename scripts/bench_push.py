@@ -83,7 +83,11 @@ PLACEHOLDER = b"ZZZZZZZ"
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 TICKS = os.sysconf("SC_CLK_TCK")
 # All the load comes from one address: cdrlog's per-address limit must not be the bound.
-UNLIMITED = {"CDRLOG_RATE_PER_SECOND": "1e9", "CDRLOG_RATE_BURST": "1e9"}
+UNLIMITED = {
+    "CDRLOG_RATE_PER_SECOND": "1e9",
+    "CDRLOG_RATE_BURST": "1e9",
+    "CDRLOG_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+}
 
 
 def suffix(repetition: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -23,16 +24,25 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    database_url: str, log: Path, extra: Sequence[str] = (), timeout: float = 30.0
+    database_url: str,
+    log: Path,
+    extra: Sequence[str] = (),
+    timeout: float = 30.0,
+    open_files: int | None = None,
 ) -> Iterator[str]:
-    """Start `cdrlog serve` on a free port; yields its base URL; stops it afterwards."""
+    """Start `cdrlog serve` on a free port; yields its base URL; stops it afterwards.
+    With `open_files`, the server may hold at most that many file descriptors."""
     port = free_port()
     command = [sys.executable, "-m", "cdrlog", "serve", "--db", database_url]
     command += ["--host", "127.0.0.1", "--port", str(port), *extra]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CDRLOG_")}
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            preexec_fn=None if open_files is None else _limit_open_files(open_files),
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -45,6 +55,13 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _limit_open_files(most: int) -> Callable[[], None]:
+    def limit() -> None:  # runs in the child, before it executes the server
+        resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
+
+    return limit
 
 
 @contextmanager

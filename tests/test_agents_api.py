@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from cdrlog.app import create_app
-from cdrlog.auth import TokenStore
 from cdrlog.settings import Settings
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 Fields = dict[str, str]

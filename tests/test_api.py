@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -280,3 +282,89 @@ def test_hostile_query_values_are_not_a_server_error(
         response = client.get(path, params=params)
 
     assert response.status_code < 500, response.text
+
+
+def token(document: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+
+FORGED_CURSORS = {
+    "true-as-id": ["2024-03-05T09:00:05+00:00", True, 5, 4, "newest"],
+    "id-past-64-bits": ["2024-03-05T09:00:05+00:00", 2**70, 5, 4, "newest"],
+    "ceiling-past-64-bits": ["2024-03-05T09:00:05+00:00", 1, 2**63, 4, "newest"],
+    "year-1-east": ["0001-01-01T00:00:00+14:00", 1, 5, 4, "newest"],
+    "year-9999-west": ["9999-12-31T23:59:59-14:00", 1, 5, 4, "oldest"],
+    "unknown-sort": ["2024-03-05T09:00:05+00:00", 1, 5, 4, "sideways"],
+}
+
+
+@pytest.mark.parametrize("document", list(FORGED_CURSORS.values()), ids=list(FORGED_CURSORS))
+def test_a_forged_cursor_is_a_400_naming_it(stored: TestClient, document: Any) -> None:
+    for params in ({}, {"format": "csv"}):
+        answer = stored.get("/api/v1/cdrs", params=params | {"cursor": token(document)})
+
+        assert answer.status_code == 400, answer.text
+        assert list(answer.json()["detail"]) == ["cursor"]
+
+
+def test_a_cursor_nested_thousands_deep_is_a_400(stored: TestClient) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode()
+
+    answer = stored.get("/api/v1/cdrs", params={"cursor": deep})
+
+    assert answer.status_code == 400
+    assert deep not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/api/v1/cdrs", "from", "1899-12-31T23:59:59Z"),
+        ("/api/v1/cdrs", "to", "3000-01-01T00:00:00"),
+        ("/api/v1/stats?group_by=day", "from", "0001-01-01T00:00:00+14:00"),
+        ("/api/v1/events", "to", "9999-12-31T23:59:59-14:00"),
+        ("/api/v1/events", "from", "1000-01-01T00:00:00"),
+    ],
+)
+def test_a_time_outside_the_window_is_a_400_naming_it(
+    stored: TestClient, path: str, name: str, value: str
+) -> None:
+    answer = stored.get(path, params={name: value})
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"] == {name: "is outside the years 1900 to 2999"}
+
+
+def test_the_ends_of_the_window_are_times_a_reader_may_ask_about(stored: TestClient) -> None:
+    window = {"from": "1900-01-01T00:00:00Z", "to": "2999-12-31T23:59:59Z"}
+
+    assert ids(stored, **window) == ["c3", "c2", "c1", "c4"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/cdrs/9223372036854775808", "/api/v1/rejected/0", "/api/v1/events?before=0"],
+)
+def test_ids_outside_a_64_bit_column_are_a_422(stored: TestClient, path: str) -> None:
+    assert stored.get(path).status_code == 422
+
+
+def test_an_unknown_zone_is_a_400_that_does_not_repeat_it(stored: TestClient) -> None:
+    answer = stored.get("/api/v1/cdrs", params={"tz": "Mars/" + "x" * 200})
+
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == {"tz": "is not an IANA time zone name (e.g. Asia/Shanghai)"}
+
+
+def test_a_dead_letter_has_an_endpoint_of_its_own(stored: TestClient) -> None:
+    refused = stored.post("/astercc/team1/events", json={"event": "ringing", "x": "y" * 20_000})
+    letter_id = refused.json()["dead_letter_id"]
+
+    [listed] = stored.get("/api/v1/rejected").json()["rejected"]
+    whole = stored.get(f"/api/v1/rejected/{letter_id}").json()
+
+    assert (listed["body_truncated"], len(listed["body"])) == (True, 16 * 1024)
+    assert whole["body_truncated"] is False
+    assert json.loads(whole["body"])["x"] == "y" * 20_000
+    assert whole | {"body": "", "body_truncated": True} == listed | {"body": ""}
+    assert stored.get(f"/api/v1/rejected/{letter_id + 1}").status_code == 404

@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, func, select
 
 from cdrlog.app import create_app
-from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore
+from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE
 from cdrlog.database import make_engine
 from cdrlog.ingest import utc_now
 from cdrlog.settings import Settings
 from cdrlog.storage import call_event, cdr, dead_letter
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 from conftest import Backend, empty_tables
 
 ALPHA = "alpha"
@@ -385,7 +386,7 @@ def test_an_admin_token_sees_both_teams(world: World) -> None:
 
 @dataclass(frozen=True)
 class Endpoint:
-    kind: str  # push | read | admin
+    kind: str  # push | read | admin | metrics
     method: str
     path: str
     params: dict[str, str] = field(default_factory=dict)
@@ -414,6 +415,7 @@ def endpoints(world: World) -> list[Endpoint]:
         ),
         Endpoint("read", "GET", f"/api/v1/cdrs/{cdr_id}"),
         Endpoint("admin", "POST", f"/api/v1/rejected/{letter_id}/retry"),
+        Endpoint("metrics", "GET", "/metrics"),
     ]
 
 
@@ -433,7 +435,7 @@ def refusals(world: World, token: str | None, status: int, kinds: set[str]) -> l
     return wrong
 
 
-ALL_KINDS = {"push", "read", "admin"}
+ALL_KINDS = {"push", "read", "admin", "metrics"}
 
 
 def test_a_missing_or_unknown_token_gets_401_everywhere(world: World) -> None:
@@ -445,10 +447,14 @@ def test_a_missing_or_unknown_token_gets_401_everywhere(world: World) -> None:
 
 def test_a_revoked_token_gets_401_everywhere(fresh: World) -> None:
     doomed = {
-        scope: fresh.store.create(scope, None if scope is TokenScope.ADMIN else ALPHA)
-        for scope in TokenScope
+        scope: fresh.store.create(scope, ALPHA if scope.has_team else None) for scope in TokenScope
     }
-    kinds = {TokenScope.PUSH: {"push"}, TokenScope.READ: {"read"}, TokenScope.ADMIN: {"read"}}
+    kinds = {
+        TokenScope.PUSH: {"push"},
+        TokenScope.READ: {"read"},
+        TokenScope.ADMIN: {"read", "metrics"},
+        TokenScope.METRICS: {"metrics"},
+    }
     for scope, created in doomed.items():
         assert refusals(fresh, created.token, 200, kinds[scope]) == [], f"{scope} before revoking"
         assert fresh.store.revoke(created.id)
@@ -456,6 +462,14 @@ def test_a_revoked_token_gets_401_everywhere(fresh: World) -> None:
     for scope, created in doomed.items():
         assert refusals(fresh, created.token, 401, ALL_KINDS) == [], f"revoked {scope}"
     assert stored_rows(fresh.engine) == before
+
+
+def test_a_metrics_token_reads_the_metrics_and_nothing_else(world: World) -> None:
+    metrics_token = world.store.create(TokenScope.METRICS, None).token
+    read_token = world.store.create(TokenScope.READ, ALPHA).token
+    assert refusals(world, metrics_token, 200, {"metrics"}) == []
+    assert refusals(world, metrics_token, 403, {"push", "read", "admin"}) == []
+    assert refusals(world, read_token, 403, {"metrics"}) == []
 
 
 def test_a_push_token_may_not_read_or_retry(world: World) -> None:
@@ -736,13 +750,14 @@ def test_without_tokens_only_loopback_clients_are_served(backend: Backend, engin
     # A reverse proxy on this host reports its client's address: a remote reader of an
     # open service is refused, a local one is served, and --allow-open serves both.
     settings = Settings(database_url=backend.url, token_cache_seconds=0)
-    remote = TestClient(create_app(settings, engine), client=("203.0.113.9", 40000))
-    local = TestClient(create_app(settings, engine), client=("127.0.0.1", 40000))
+    local_host = "http://127.0.0.1:8080"
+    remote = TestClient(create_app(settings, engine), local_host, client=("203.0.113.9", 40000))
+    local = TestClient(create_app(settings, engine), local_host, client=("127.0.0.1", 40000))
     assert remote.get("/api/v1/cdrs").status_code == 401
     assert local.get("/api/v1/cdrs").status_code == 200
     trusted = Settings(database_url=backend.url, token_cache_seconds=0, allow_open=True)
     assert (
-        TestClient(create_app(trusted, engine), client=("203.0.113.9", 1))
+        TestClient(create_app(trusted, engine), local_host, client=("203.0.113.9", 1))
         .get("/api/v1/cdrs")
         .is_success
     )

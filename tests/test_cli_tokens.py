@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
-from cdrlog.auth import TokenStore
 from cdrlog.cli import cli
 from cdrlog.cli_tokens import refuse_open_network
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import utc_now
 from cdrlog.tokens import PREFIX, TokenScope
+from cdrlog.tokenstore import TokenStore
 from conftest import Backend
 from servers import free_port, running_server
 

@@ -22,10 +22,11 @@ except ImportError as missing:  # pragma: no cover - depends on the machine
     pytest.skip(f"Playwright cannot be imported ({missing})", allow_module_level=True)
 
 from browsers import chromium
-from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore
+from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import utc_now
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 from servers import running_server
 from test_auth import call_events
 from test_dashboard import ARTIFACTS, WAIT_MS, by_id

@@ -51,7 +51,7 @@ from chaos import env_size, event_key, journal_keys, wrong_cdrs
 from conftest import Backend
 
 # CI's size: a few tens of seconds per backend; `make soak` asks for 10,000 or more.
-DEFAULT_REQUESTS = 1200
+DEFAULT_REQUESTS = 700
 BASE = "http://testserver"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

@@ -44,7 +44,7 @@ from conftest import Backend
 pytestmark = pytest.mark.slow
 
 # CI's size: fits in about 60-90 s per backend on a busy two-core machine.
-DEFAULT_EVENTS = 10_000
+DEFAULT_EVENTS = 6_000
 CONCURRENCY = 24
 
 

@@ -26,16 +26,16 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from cdrlog.app import create_app
-from cdrlog.auth import TokenStore
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import utc_now
 from cdrlog.limits import Buckets, RedactTokens
 from cdrlog.settings import Settings
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 from servers import free_port, wait_until_healthy
 from test_auth import ALPHA, bearer, call_events
 
-HTTPS = "https://testserver"
+HTTPS = "https://127.0.0.1"
 
 
 @contextmanager
@@ -81,10 +81,11 @@ def test_an_address_over_its_rate_gets_429_and_recovers(slow_app: FastAPI) -> No
     assert refused.headers["x-content-type-options"] == "nosniff"
     pushed = client.post(f"/astercc/{ALPHA}/events", json=[])
     assert pushed.status_code == 429  # pushes share the address's allowance
-    # Another address, and the page and health check, are not held back.
+    # Another address, and the health check, are not held back; the pages are.
     assert from_address(slow_app, "192.0.2.2").get("/api/v1/cdrs").status_code == 200
     assert client.get("/healthz").status_code == 200
-    assert client.get("/").status_code == 200
+    for path in ("/", "/docs", "/openapi.json", "/static/app.js", "/metrics", "/readyz"):
+        assert client.get(path).status_code == 429, path
     time.sleep(wait)
     assert client.get("/api/v1/cdrs").status_code == 200
 
@@ -219,6 +220,9 @@ def test_no_cross_origin_request_is_allowed(sqlite_url: str) -> None:
 # --- tokens never reach a log --------------------------------------------------------------
 
 
+FAKE_TOKEN = "cdrlog_" + "5ec7e7a1" * 8
+
+
 def access_record(path: str) -> logging.LogRecord:
     """A record as uvicorn's access logger makes it."""
     return logging.LogRecord(
@@ -244,12 +248,27 @@ def access_record(path: str) -> logging.LogRecord:
         ("/api/v1/cdrs?token=a&token=cdrlog_5ec7e7", "/api/v1/cdrs?token=REDACTED&token=REDACTED"),
         ("/api/v1/cdrs?mytoken=x", "/api/v1/cdrs?mytoken=x"),
         pytest.param("/api/v1/cdrs?%74oken=cdrlog_5ec7e7", "/api/v1/cdrs?%74oken=REDACTED"),
+        ("/astercc/1/events?token%3D" + FAKE_TOKEN, "/astercc/1/events?token%3Dcdrlog_REDACTED"),
+        (
+            "/astercc/1/events?tok%2565n=" + FAKE_TOKEN,
+            "/astercc/1/events?tok%2565n=cdrlog_REDACTED",
+        ),
+        ("/astercc/1/events?t=cdrlog%5F" + FAKE_TOKEN[7:], "/astercc/1/events?REDACTED"),
+        ("/astercc/1/events?t=%63drlog_%61" + FAKE_TOKEN[8:], "/astercc/1/events?REDACTED"),
+        ("/astercc/1/events?t=%2563drlog_" + FAKE_TOKEN[7:], "/astercc/1/events?REDACTED"),
+        ("/astercc/cdrlog%5F" + FAKE_TOKEN[7:] + "/events", "[a line holding a token, withheld]"),
     ],
 )
 def test_the_access_log_filter_redacts_query_tokens(path: str, shown: str) -> None:
     record = access_record(path)
     assert RedactTokens().filter(record) is True
     assert record.getMessage() == f'127.0.0.1:51000 - "POST {shown} HTTP/1.1" 200'
+
+
+def test_any_log_line_loses_a_token_it_holds() -> None:
+    record = logging.LogRecord("cdrlog", logging.INFO, __file__, 1, f"saw {FAKE_TOKEN}!", (), None)
+    assert RedactTokens().filter(record) is True
+    assert record.getMessage() == "saw cdrlog_REDACTED!"
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ pytestmark = pytest.mark.slow
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "nginx.conf.example"
 RECEIVERS = 3
-CALLS = 300
+CALLS = 150
 SENDERS = 32
+BEHIND_A_PROXY = ["--max-connections-per-address", "1024"]
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 # Lines of the example's server block that are about the public face, not the proxying.
 PUBLIC_ONLY = re.compile(r"^\s*(listen|server_name|ssl_\w+)\s")
@@ -175,7 +176,8 @@ def _through_nginx(
                 running_server(
                     database_url,
                     directory / f"receiver-{n}.log",
-                    ["--spool-dir", str(directory / f"spool-{n}")],
+                    # As the example says: every connection is nginx's.
+                    ["--spool-dir", str(directory / f"spool-{n}"), *BEHIND_A_PROXY],
                 )
             )
             for n in range(RECEIVERS)

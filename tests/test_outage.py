@@ -20,11 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from cdrlog.auth import TokenStore
 from cdrlog.ingest import utc_now
 from cdrlog.simulate import SendSettings, send_events
 from cdrlog.storage import call_event
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 from cdrlog.traffic import Delivery, delivery_order, generate_calls
 from chaos import distinct_events, wrong_cdrs
 from conftest import Backend

@@ -21,6 +21,7 @@ CORE = (
     "cdrlog.cdr",
     "cdrlog.agentstate",
     "cdrlog.bodies",
+    "cdrlog.excerpts",
 )
 # Stdlib modules that are IO, clocks, randomness or process state: not for the core.
 IMPURE_STDLIB = frozenset(

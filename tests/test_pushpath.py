@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from cdrlog.auth import TokenStore
 from cdrlog.ingest import utc_now
 from cdrlog.pushpath import push_team
 from cdrlog.settings import Settings
 from cdrlog.storage import call_event
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 
 RINGING = {
     "sessionid": "1709629205.118",

@@ -6,14 +6,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from cdrlog.app import create_app
+from cdrlog.settings import Settings
 from test_api import CONTRACT_COLUMNS
 
 Fields = dict[str, str]
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    """The service on the morning of the calls: an open call is not yet too old."""
+    morning = datetime(2026, 12, 3, 10, tzinfo=UTC)
+    with TestClient(create_app(settings, engine, clock=lambda: morning)) as client:
+        yield client
 
 
 def leg(source: str, event: str, at: str, **extra: str) -> Fields:

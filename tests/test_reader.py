@@ -8,21 +8,22 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from cdrlog import queries
 from cdrlog.app import create_app
 from cdrlog.database import make_engine
-from cdrlog.reader import Reader
+from cdrlog.excerpts import BODY_SHOWN, FIELDS_SHOWN, PAGE_BYTES, TIMELINE_EVENTS
+from cdrlog.reader import EventFilter, Reader
 from cdrlog.report import CdrFilter, Sort
 from cdrlog.settings import Settings
-from cdrlog.storage import cdr
+from cdrlog.storage import call_event, cdr, dead_letter
 from cdrlog.traffic import ExpectedCdr, GeneratedCall, generate_calls
 from conftest import Backend, empty_tables
 
@@ -280,3 +281,236 @@ def test_pages_through_equal_start_times_miss_and_repeat_nothing(
     assert len(set(seen)) == len(seen) == 8
     walked = [row for batch in reader.batches(wanted, sort, size) for row in batch]
     assert [row[0] for row in walked] == [row_id for _, row_id in seen]
+
+
+# --- listings bounded in bytes ---------------------------------------------------------
+
+T0 = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+
+
+def stored_events(engine: Engine, extras: list[str]) -> list[int]:
+    """Journal rows as an older version stored them, before extra fields were capped;
+    one per extra, a few sharing each event time. Their ids, oldest first."""
+    rows = [
+        {
+            "orgidentity": "t1",
+            "fingerprint": f"f{n}",
+            "sessionid": "s1",
+            "calltype": "dialout",
+            "source": "CALLEE",
+            "event": "ringing",
+            "event_time": T0 + timedelta(seconds=n // 3),
+            "fields": json.dumps(_fields(n, extra), sort_keys=True),
+            "received_at": T0,
+        }
+        for n, extra in enumerate(extras)
+    ]
+    with engine.begin() as connection:
+        connection.execute(call_event.insert(), rows)
+        found = connection.execute(select(call_event.c.id).order_by(call_event.c.id))
+        return [row.id for row in found]
+
+
+def _fields(n: int, extra: str) -> dict[str, str]:
+    # Sorted, `big` comes between `activenum` and `event`: a cut inside it drops the rest.
+    return {"activenum": str(n), "big": extra, "event": "ringing", "sessionid": "s1"}
+
+
+def answered(value: Any) -> int:
+    """Bytes of `value` as the API answers it: compact UTF-8 JSON."""
+    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode())
+
+
+def walk_journal(reader: Reader, budget: int) -> list[list[dict[str, Any]]]:
+    pages, before = [], None
+    while True:
+        found = reader.events(EventFilter(), before, 1000, budget)
+        pages.append(found.rows)
+        if found.next_before is None:
+            return pages
+        before = found.next_before
+
+
+def test_the_journal_pages_by_bytes_and_loses_no_event(engine: Engine) -> None:
+    huge = "x" * (FIELDS_SHOWN * 3)
+    escaped = "\u00e9" * FIELDS_SHOWN  # stored as \u00e9: six times as long
+    extras = [huge if n % 3 == 0 else escaped if n % 3 == 1 else "small" for n in range(30)]
+    ids = stored_events(engine, extras)
+    budget = 3 * FIELDS_SHOWN
+
+    pages = walk_journal(Reader(engine), budget)
+
+    assert len(pages) > 5
+    assert all(answered(page) <= budget for page in pages)
+    seen = [row["id"] for page in pages for row in page]
+    assert seen == sorted(ids, reverse=True)
+    for row in (row for page in pages for row in page):
+        n = int(row["fields"]["activenum"])
+        if extras[n] == "small":
+            assert (row["fields"], row["fields_truncated"]) == (_fields(n, "small"), False)
+            continue
+        cut = row["fields"].pop("big")
+        assert row["fields_truncated"] is True
+        assert len(cut) > FIELDS_SHOWN // 7
+        assert extras[n].startswith(cut)
+        assert row["fields"] == {"activenum": str(n)}
+
+
+def test_a_cut_inside_an_escaped_character_leaves_no_half_of_it(engine: Engine) -> None:
+    """Characters beyond the BMP are stored as a pair of escapes (12 characters): with
+    the padding, the cut falls at each place inside such a pair once. Half a character
+    would make the answer impossible to encode as UTF-8."""
+    emoji = "\U0001f600" * FIELDS_SHOWN
+    fields = [{"a": "p" * pad, "big": emoji, "event": "login"} for pad in range(12)]
+    rows = [
+        {
+            "orgidentity": "t1",
+            "fingerprint": f"f{pad}",
+            "event": "login",
+            "event_time": T0,
+            "fields": json.dumps(value, sort_keys=True),
+            "received_at": T0,
+        }
+        for pad, value in enumerate(fields)
+    ]
+    with engine.begin() as connection:
+        connection.execute(call_event.insert(), rows)
+
+    found = Reader(engine).events(EventFilter(), None, 100)
+
+    assert len(found.rows) == 12
+    for row in found.rows:
+        cut = row["fields"]["big"]
+        assert row["fields_truncated"] is True
+        assert emoji.startswith(cut)
+        assert len(cut) > FIELDS_SHOWN // 13
+        json.dumps(row, default=str, ensure_ascii=False).encode()
+
+
+def test_a_timeline_holds_at_most_its_count_of_events_in_order(engine: Engine) -> None:
+    stored_cdr(engine, "s1")
+    ids = stored_events(engine, ["small"] * (TIMELINE_EVENTS + 1))
+    [cdr_id] = [row["id"] for row in Reader(engine).page(CdrFilter(), Sort.NEWEST, None, 1).rows]
+
+    found = Reader(engine).cdr(cdr_id, None)
+
+    assert found is not None
+    assert found["events_truncated"] is True
+    # Ties of three on event time straddle the batches the walk reads.
+    assert [event["id"] for event in found["events"]] == ids[:TIMELINE_EVENTS]
+
+
+def test_a_timeline_of_big_events_is_cut_at_the_budget(engine: Engine) -> None:
+    stored_cdr(engine, "s1")
+    ids = stored_events(engine, ["x" * FIELDS_SHOWN * 2] * 10)
+    [cdr_id] = [row["id"] for row in Reader(engine).page(CdrFilter(), Sort.NEWEST, None, 1).rows]
+
+    cut = Reader(engine).cdr(cdr_id, None, budget=4 * FIELDS_SHOWN)
+    whole = Reader(engine).cdr(cdr_id, None)
+
+    assert cut is not None
+    assert whole is not None
+    assert (cut["events_truncated"], len(cut["events"])) == (True, 3)
+    assert answered(cut) <= 4 * FIELDS_SHOWN
+    assert whole["events_truncated"] is False
+    assert [e["id"] for e in whole["events"]] == ids
+    assert all(e["fields_truncated"] for e in whole["events"])
+
+
+def stored_letter(engine: Engine, body: bytes, reason: dict[str, Any] | None = None) -> int:
+    row = {
+        "received_at": T0,
+        "orgidentity": "t1",
+        "path": "/astercc/t1/events",
+        "body": body,
+        "truncated": False,
+        "reason": json.dumps(reason or {"body": "is not JSON"}),
+    }
+    with engine.begin() as connection:
+        key = connection.execute(dead_letter.insert(), row).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def test_dead_letters_show_the_start_of_big_bodies_and_page_by_bytes(engine: Engine) -> None:
+    euro = "\u20ac" * BODY_SHOWN  # three bytes each: the cut splits one
+    long_reason = {str(n): "is not a known event " * 5 for n in range(2000)}
+    letters = {
+        stored_letter(engine, b"x" * (BODY_SHOWN * 4)): ("x" * BODY_SHOWN, True),
+        stored_letter(engine, euro.encode()): ("\u20ac" * (BODY_SHOWN // 3), True),
+        stored_letter(engine, b"\x00" * BODY_SHOWN): ("\x00" * BODY_SHOWN, False),
+        stored_letter(engine, b"\xff{bad"): ("\ufffd{bad", False),
+        stored_letter(engine, b"{}", long_reason): ("{}", False),
+    }
+    budget = BODY_SHOWN * 8
+    reader, pages, before = Reader(engine), [], None
+    while True:
+        found = reader.dead_letter_listing(None, before, 1000, False, budget)
+        pages.append(found.rows)
+        if found.next_before is None:
+            break
+        before = found.next_before
+
+    assert len(pages) > 1
+    assert all(answered(page) <= budget for page in pages)
+    shown = {row["id"]: row for page in pages for row in page}
+    assert sorted(shown) == sorted(letters)
+    assert {i: (row["body"], row["body_truncated"]) for i, row in shown.items()} == letters
+    reason = shown[max(letters)]
+    assert reason["reason_truncated"] is True
+    assert 0 < len(reason["reason"]) < len(long_reason)
+    assert all(long_reason[key].startswith(text) for key, text in reason["reason"].items())
+    whole = reader.shown_dead_letter(min(letters), None)
+    assert whole is not None
+    assert (len(whole["body"]), whole["body_truncated"]) == (BODY_SHOWN * 4, False)
+    assert reader.shown_dead_letter(min(letters), ("t2",)) is None
+
+
+def test_a_page_of_cdrs_ends_at_its_budget_and_its_cursor_goes_on(engine: Engine) -> None:
+    for n in range(10):
+        stored_cdr(engine, f"c{n}", second=n)
+    reader = Reader(engine)
+    one_row = answered(reader.page(CdrFilter(), Sort.OLDEST, None, 1).rows[0])
+    seen, cursor = [], None
+    while True:
+        found = reader.page(CdrFilter(), Sort.OLDEST, cursor, 50, budget=3 * one_row)
+        assert 1 <= len(found.rows) <= 3
+        seen += [row["diallogid"] for row in found.rows]
+        if found.next_cursor is None:
+            break
+        cursor = found.next_cursor
+    assert seen == [f"c{n}" for n in range(10)]
+
+
+def test_the_journal_api_answers_about_4_mib_of_huge_old_events(
+    backend: Backend, engine: Engine
+) -> None:
+    """The review's case, scaled down: events with huge extra fields, listed 1,000 at
+    a time, came back whole (209 MB for 200 of 1 MiB)."""
+    stored_cdr(engine, "s1")
+    ids = stored_events(engine, ["y" * 100_000] * 80)
+    app = create_app(Settings(database_url=backend.url), engine)
+    pages, before = [], None
+    with TestClient(app) as client:
+        while True:
+            params = {"limit": 1000} | ({"before": before} if before else {})
+            answer = client.get("/api/v1/events", params=params)
+            assert answer.status_code == 200, answer.text
+            pages.append(answer)
+            before = answer.json()["next_before"]
+            if before is None:
+                break
+        [cdr_row] = client.get("/api/v1/cdrs").json()["cdrs"]
+        detail = client.get(f"/api/v1/cdrs/{cdr_row['id']}")
+
+    assert len(pages) == 2
+    assert all(len(page.content) <= PAGE_BYTES for page in pages)
+    events = [event for page in pages for event in page.json()["events"]]
+    assert [event["id"] for event in events] == sorted(ids, reverse=True)
+    assert all(event["fields_truncated"] for event in events)
+    assert len(detail.content) <= PAGE_BYTES
+    assert detail.json()["events_truncated"] is True
+    assert [event["id"] for event in detail.json()["events"]] == ids[
+        : len(pages[0].json()["events"])
+    ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cdrlog.report import (
+    DAY_SECONDS,
     Cursor,
     GroupBy,
     NumberMatch,
@@ -18,6 +19,7 @@ from cdrlog.report import (
     Totals,
     bucket_label,
     offset_spans,
+    offset_spans_on,
     stats_row,
 )
 
@@ -108,3 +110,37 @@ def test_no_calls_is_an_asr_of_zero_not_an_error() -> None:
     row = stats_row("x", None, Totals(0, 0, 0, 0, 0, 0, None, None))
     assert row.asr == 0.0
     assert row.acd is None
+
+
+ZONES = sorted(available_timezones())
+
+
+def offset_within(spans: list[OffsetSpan], moment: datetime) -> int:
+    """What the spans say the offset is at `moment`."""
+    offset = spans[0].offset
+    for span in spans[1:]:
+        if span.since is not None and moment.timestamp() >= span.since:
+            offset = span.offset
+    return offset
+
+
+@given(
+    st.sampled_from(ZONES),
+    st.datetimes(datetime(1950, 1, 1), datetime(2090, 1, 1)),
+    st.lists(st.integers(0, 5 * 365 * 86400), min_size=1, max_size=20),
+)
+def test_spans_of_the_call_days_give_each_calls_offset(
+    name: str, start: datetime, seconds: list[int]
+) -> None:
+    zone = ZoneInfo(name)
+    moments = [start.replace(tzinfo=UTC) + timedelta(seconds=s) for s in seconds]
+    spans = offset_spans_on(zone, (int(m.timestamp()) // DAY_SECONDS for m in moments))
+    for moment in moments:
+        expected = moment.astimezone(zone).utcoffset()
+        assert expected is not None
+        assert offset_within(spans, moment) == int(expected.total_seconds()), moment
+
+
+def test_calls_centuries_apart_cost_two_days_of_spans() -> None:
+    days = [1 // DAY_SECONDS, int(datetime(2199, 12, 31, tzinfo=UTC).timestamp()) // DAY_SECONDS]
+    assert offset_spans_on(ZoneInfo("Europe/Berlin"), days) == [OffsetSpan(None, 3600)]

@@ -1,32 +1,49 @@
 """The read API: CDRs (JSON, CSV, JSON lines), one CDR's timeline, statistics, agents'
 states, the journal and the dead letters. HTTP only: queries live in `reader` and
-`agents`, shapes in `schemas`."""
+`agents`, shapes in `schemas`.
+
+Every parameter is bounded before any query runs (numbers to a signed 64-bit column,
+times to `report.EARLIEST_ASKED`..`LATEST_ASKED`, text to `TEXT_MAX`): whatever a
+client sends is answered 4xx naming the parameter, never 500.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from cdrlog import schemas
 from cdrlog.agents import listing
 from cdrlog.auth import reader_scope
+from cdrlog.excerpts import PAGE_BYTES, TIMELINE_EVENTS
 from cdrlog.exports import Batch, capped, csv_chunks, jsonl_chunks, shown
 from cdrlog.ingest import Clock
 from cdrlog.reader import EventFilter, Reader
-from cdrlog.report import CdrFilter, Cursor, GroupBy, NumberMatch, Sort
+from cdrlog.report import MAX_ID, CdrFilter, Cursor, GroupBy, NumberMatch, Sort, asked_time
 from cdrlog.rules import Disposition, Status
 from cdrlog.scope import Scope
 from cdrlog.settings import Settings, zone_named
 
 router = APIRouter(prefix="/api/v1")
-# Ids and counts fit a signed 64-bit column; larger numbers are refused before any query.
-MAX_ID = 2**63 - 1
+# Longer than any stored team, agent, number or session id (64 or 128 characters): a
+# longer filter could match nothing, and is refused rather than sent to the database.
+TEXT_MAX = 256
+# What a 422 says of each problem: bodies can be megabytes, so neither the value nor
+# more than this of a field name or message is repeated, nor more problems than these.
+SHOWN_OF_PROBLEM = 200
+PROBLEMS_SHOWN = 20
+SHORT_PAGES = (
+    f" A page may hold fewer rows than `limit`: it also ends at about {PAGE_BYTES >> 20} "
+    "MiB, and big values are cut (see the `*_truncated` flags)."
+)
+TextQuery = Annotated[str | None, Query(max_length=TEXT_MAX)]
 
 ScopeDep = Annotated[Scope, Depends(reader_scope)]
 
@@ -46,7 +63,8 @@ def display_zone(
     try:
         return zone_named(tz) if tz else settings.display_zone
     except ValueError as error:
-        raise HTTPException(400, {"tz": str(error)}) from error
+        refused = "is not an IANA time zone name (e.g. Asia/Shanghai)"
+        raise HTTPException(400, {"tz": refused}) from error
 
 
 ZoneDep = Annotated[ZoneInfo, Depends(display_zone)]
@@ -63,19 +81,19 @@ def cdr_filter(
     start_to: Annotated[
         datetime | None, Query(alias="to", description="starttime before; ISO-8601")
     ] = None,
-    team: Annotated[str | None, Query(description="team (orgidentity)")] = None,
-    orgidentity: Annotated[str | None, Query(description="same as `team`")] = None,
-    agent: Annotated[str | None, Query(description="agent number")] = None,
-    agentno: Annotated[str | None, Query(description="same as `agent`")] = None,
+    team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
+    orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
+    agent: Annotated[TextQuery, Query(description="agent number")] = None,
+    agentno: Annotated[TextQuery, Query(description="same as `agent`")] = None,
     number: Annotated[
-        str | None, Query(description="src or dst; exact, or a prefix ending in `*`")
+        TextQuery, Query(description="src or dst; exact, or a prefix ending in `*`")
     ] = None,
-    src: Annotated[str | None, Query(description="exact, or a prefix ending in `*`")] = None,
-    dst: Annotated[str | None, Query(description="exact, or a prefix ending in `*`")] = None,
+    src: Annotated[TextQuery, Query(description="exact, or a prefix ending in `*`")] = None,
+    dst: Annotated[TextQuery, Query(description="exact, or a prefix ending in `*`")] = None,
     disposition: Annotated[
-        str | None, Query(description="ANSWER, NOANSWER, BUSY, FAILED, CONGESTION; comma list")
+        TextQuery, Query(description="ANSWER, NOANSWER, BUSY, FAILED, CONGESTION; comma list")
     ] = None,
-    calltype: Annotated[str | None, Query(description="dialout or dialin")] = None,
+    calltype: Annotated[TextQuery, Query(description="dialout or dialin")] = None,
     status: Annotated[Status | None, Query()] = None,
     min_billsec: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="billsec at least")
@@ -83,8 +101,8 @@ def cdr_filter(
 ) -> CdrFilter:
     wanted_team = _one_of("team", team, orgidentity)
     return CdrFilter(
-        start_from=_aware(start_from, zone),
-        start_to=_aware(start_to, zone),
+        start_from=_aware("from", start_from, zone),
+        start_to=_aware("to", start_to, zone),
         teams=scope.narrow(wanted_team),
         agentno=_one_of("agent", agent, agentno),
         number=NumberMatch.parse(number) if number else None,
@@ -105,6 +123,7 @@ FilterDep = Annotated[CdrFilter, Depends(cdr_filter)]
     tags=["cdrs"],
     response_model=schemas.CdrPage,
     summary="CDRs, filtered and paged; or the whole filtered set as CSV or JSON lines",
+    description="Pages walk one snapshot: `next_cursor` continues it." + SHORT_PAGES,
     responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
 def list_cdrs(
@@ -116,13 +135,19 @@ def list_cdrs(
     limit: Annotated[
         int | None, Query(ge=1, le=1000, description="page size (default 50); caps an export")
     ] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page (JSON only)")
+    ] = None,
     format: Annotated[
         Literal["json", "csv", "jsonl"] | None,
         Query(description="csv or jsonl stream every matching CDR (also Accept: text/csv)"),
     ] = None,
 ) -> Any:
     chosen = format or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")
+    try:
+        after = Cursor.decode(cursor) if cursor else None
+    except ValueError as error:
+        raise HTTPException(400, {"cursor": str(error)}) from error
     if chosen != "json":
         batches = reader.batches(wanted, sort)
         # Read the first batch now: a query the database refuses must be a 400, which
@@ -130,10 +155,6 @@ def list_cdrs(
         first = next(batches, None)
         everything = batches if first is None else chain([first], batches)
         return _stream(capped(everything, limit), chosen, zone)
-    try:
-        after = Cursor.decode(cursor) if cursor else None
-    except ValueError as error:
-        raise HTTPException(400, {"cursor": str(error)}) from error
     found = reader.page(wanted, sort, after, limit or 50)
     cdrs = [schemas.CdrOut(**shown(row, zone)) for row in found.rows]
     following = found.next_cursor.encode() if found.next_cursor else None
@@ -145,6 +166,8 @@ def list_cdrs(
     tags=["cdrs"],
     response_model=schemas.CdrDetail,
     summary="One CDR and its call's events (the timeline), in event time order",
+    description=f"At most {TIMELINE_EVENTS:,} events and about {PAGE_BYTES >> 20} MiB of "
+    "them (then `events_truncated`); each event's `fields` cut as in `GET /api/v1/events`.",
     responses={404: {"description": "no such CDR (for this reader)"}},
 )
 def get_cdr(
@@ -186,8 +209,8 @@ def list_agents(
     reader: ReaderDep,
     scope: ScopeDep,
     zone: ZoneDep,
-    team: Annotated[str | None, Query(description="team (orgidentity)")] = None,
-    orgidentity: Annotated[str | None, Query(description="same as `team`")] = None,
+    team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
+    orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
 ) -> Any:
     teams = scope.narrow(_one_of("team", team, orgidentity))
     if teams == ():
@@ -205,13 +228,14 @@ def list_agents(
     tags=["operators"],
     response_model=schemas.EventPage,
     summary="The journal: every accepted event as received, newest first",
+    description="`next_before` continues the walk." + SHORT_PAGES,
 )
 def list_events(
     reader: ReaderDep,
     scope: ScopeDep,
     zone: ZoneDep,
-    team: Annotated[str | None, Query()] = None,
-    sessionid: Annotated[str | None, Query()] = None,
+    team: TextQuery = None,
+    sessionid: TextQuery = None,
     since: Annotated[
         datetime | None, Query(alias="from", description="eventTime at or after")
     ] = None,
@@ -221,12 +245,12 @@ def list_events(
         int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
     ] = None,
 ) -> Any:
-    wanted = EventFilter(scope.narrow(team), sessionid, _aware(since, zone), _aware(until, zone))
-    rows = reader.events(wanted, before, limit)
-    following = rows[-1]["id"] if len(rows) == limit else None
-    return schemas.EventPage(
-        events=[schemas.EventOut(**shown(row, zone)) for row in rows], next_before=following
+    since_utc, until_utc = _aware("from", since, zone), _aware("to", until, zone)
+    found = reader.events(
+        EventFilter(scope.narrow(team), sessionid, since_utc, until_utc), before, limit
     )
+    events = [schemas.EventOut(**shown(row, zone)) for row in found.rows]
+    return schemas.EventPage(events=events, next_before=found.next_before)
 
 
 @router.get(
@@ -234,20 +258,59 @@ def list_events(
     tags=["operators"],
     response_model=schemas.DeadLetterPage,
     summary="Dead letters: refused push bodies, with why, newest first",
+    description="`next_before` continues the walk." + SHORT_PAGES,
 )
 def list_rejected(
     reader: ReaderDep,
     scope: ScopeDep,
     zone: ZoneDep,
-    team: Annotated[str | None, Query()] = None,
+    team: TextQuery = None,
     unresolved: Annotated[bool, Query(description="only those no retry has resolved")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Any:
-    rows = reader.dead_letters(scope.narrow(team), before, limit, unresolved)
-    following = rows[-1]["id"] if len(rows) == limit else None
-    letters = [schemas.DeadLetterOut(**shown(row, zone)) for row in rows]
-    return schemas.DeadLetterPage(rejected=letters, next_before=following)
+    found = reader.dead_letter_listing(scope.narrow(team), before, limit, unresolved)
+    letters = [schemas.DeadLetterOut(**shown(row, zone)) for row in found.rows]
+    return schemas.DeadLetterPage(rejected=letters, next_before=found.next_before)
+
+
+@router.get(
+    "/rejected/{letter_id}",
+    tags=["operators"],
+    response_model=schemas.DeadLetterOut,
+    summary="One dead letter, with more of its body than the listing shows",
+    responses={404: {"description": "no such dead letter (for this reader)"}},
+)
+def get_rejected(
+    letter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    reader: ReaderDep,
+    scope: ScopeDep,
+    zone: ZoneDep,
+) -> Any:
+    found = reader.shown_dead_letter(letter_id, scope.teams)
+    if found is None:
+        raise HTTPException(404, "no such dead letter")
+    return schemas.DeadLetterOut(**shown(found, zone))
+
+
+async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """The app's answer to a request its parameters or body do not fit: 422, naming each
+    parameter or field and what is wrong with it, in FastAPI's shape less the `input`
+    (and `ctx`), which would repeat the client's value back however big it is."""
+    problems = error.errors() if isinstance(error, RequestValidationError) else []
+    detail = [
+        {
+            "type": problem["type"],
+            "loc": [_short(part) for part in problem["loc"]],
+            "msg": _short(problem["msg"]),
+        }
+        for problem in problems[:PROBLEMS_SHOWN]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _short(part: Any) -> Any:
+    return part[:SHOWN_OF_PROBLEM] if isinstance(part, str) else part
 
 
 def _stream(batches: Iterator[Batch], chosen: str, zone: ZoneInfo) -> StreamingResponse:
@@ -264,15 +327,14 @@ def _stream(batches: Iterator[Batch], chosen: str, zone: ZoneInfo) -> StreamingR
     )
 
 
-def _aware(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+def _aware(name: str, moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     """A time given without an offset is read in the reader's zone."""
     if moment is None:
         return None
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
     try:
-        return aware.astimezone(UTC)
-    except OverflowError as error:
-        raise HTTPException(400, {"time": f"{moment.isoformat()} is out of range"}) from error
+        return asked_time(moment, zone)
+    except ValueError as error:
+        raise HTTPException(400, {name: str(error)}) from error
 
 
 def _one_of(name: str, value: str | None, alias: str | None) -> str | None:

@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from cdrlog import __version__, api, dashboard, docs, metrics, push, session
-from cdrlog.auth import TokenStore
+from cdrlog.auth import metrics_reader
 from cdrlog.batcher import Batcher
 from cdrlog.database import make_engine
 from cdrlog.ingest import Clock, Ingestor, utc_now
@@ -25,6 +26,7 @@ from cdrlog.pushpath import Service
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
 from cdrlog.spool import Spool, SpoolUnavailable
+from cdrlog.tokenstore import TokenStore
 
 log = logging.getLogger(__name__)
 DRAIN_EVERY = 1.0
@@ -49,6 +51,8 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
             recheck=app.state.receiver.check,
         )
         app.state.batcher = batcher
+        # Built now rather than by the first request, which would stall the event loop.
+        app.openapi()
         # Read the tokens now, so a database lost before the first push finds them known.
         with suppress(OperationalError, InterfaceError):
             await asyncio.to_thread(app.state.tokens.known)
@@ -72,6 +76,10 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         # The reference is served from the package (`docs.router`), not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # Every body but a push's (which has its own limit and fast path) is small.
+        max_body_size=settings.max_request_bytes,
+        # A redirect's Location repeats the query string, and with it a `?token=`.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -95,8 +103,14 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(DataError, _value_refused)
     app.add_exception_handler(SpoolUnavailable, _database_unavailable)
+    app.add_exception_handler(RequestValidationError, api.invalid_request)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (once tokens exist: a metrics or admin token)",
+        dependencies=[Depends(metrics_reader)],
+    )
     def prometheus() -> Response:
         metrics.SPOOL_DEPTH.set(spool.depth())
         body, content_type = metrics.exposition()

@@ -8,6 +8,7 @@ JSON numbers are taken as their text so `"eventTime": 1700000000` works too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,13 +16,15 @@ from urllib.parse import parse_qsl
 from cdrlog.events import FieldError, Rejection
 
 MAX_FORM_FIELDS = 1000
+_WHITESPACE = " \t\n\r"
 
 
 @dataclass(frozen=True, slots=True)
 class BodyError:
-    """The body as a whole cannot be read as events."""
+    """The body as a whole cannot be read as events (413: it holds too many)."""
 
     message: str
+    status: int = 400
 
 
 Item = dict[str, str] | Rejection
@@ -54,9 +57,23 @@ def _opening(body: bytes) -> bytes:
     return body.removeprefix(BYTE_ORDER_MARK).lstrip()[:1]
 
 
-def decode_json(body: bytes) -> Decoded | BodyError:
+def decode_json(body: bytes, max_items: int) -> Decoded | BodyError:
+    """A JSON object, or an array of at most `max_items` objects: the count is checked
+    item by item as the array is read, so a huge batch costs no more than a full one."""
     try:
-        document = json.loads(body)
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        return BodyError(f"body is not valid UTF-8 JSON: {error}")
+    try:
+        if text.lstrip(_WHITESPACE).startswith("["):
+            document: Any = []
+            for item in _array_items(text):
+                if len(document) == max_items:
+                    message = f"a batch of more than {max_items} events; at most {max_items}"
+                    return BodyError(message, 413)
+                document.append(item)
+        else:
+            document = json.loads(text)
     except (ValueError, RecursionError) as error:
         return BodyError(f"body is not valid JSON: {error}")
     if isinstance(document, dict):
@@ -74,22 +91,66 @@ def decode_json(body: bytes) -> Decoded | BodyError:
     return BodyError("body must be a JSON object or an array of objects")
 
 
+def _array_items(text: str) -> Iterator[Any]:
+    """The items of the JSON array `text`, one at a time (ValueError if it is not one)."""
+    decoder = json.JSONDecoder()
+    at = _skip(text, text.index("[") + 1)
+    if text.startswith("]", at):
+        at += 1
+    else:
+        while True:
+            item, at = decoder.raw_decode(text, at)
+            yield item
+            at = _skip(text, at)
+            if text.startswith("]", at):
+                at += 1
+                break
+            if not text.startswith(",", at):
+                raise ValueError(f"expected ',' or ']' at character {at}")
+            at = _skip(text, at + 1)
+    if _skip(text, at) != len(text):
+        raise ValueError(f"extra data at character {at}")
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in _WHITESPACE:
+        at += 1
+    return at
+
+
 def decode_form(body: bytes) -> Decoded | BodyError:
-    """One event per body. A repeated field takes its last value, as PHP does."""
-    text = body.decode("utf-8", errors="replace")
+    """One event per body. A repeated field takes its last value, as PHP does. Names
+    and values must be UTF-8 once percent-decoded: a field that is not is refused by
+    name (a replacement character stored instead would change what was said)."""
+    # Latin-1 maps bytes to characters one to one: percent-decoding then gives back the
+    # exact bytes sent, to be read as UTF-8 field by field.
     try:
         pairs = parse_qsl(
-            text,
+            body.decode("latin-1"),
             keep_blank_values=True,
-            encoding="utf-8",
-            errors="replace",
+            encoding="latin-1",
             max_num_fields=MAX_FORM_FIELDS,
         )
     except ValueError as error:
-        return BodyError(f"form body cannot be read: {error}")
+        return BodyError(f"form body cannot be read: {error}", 413)
     if not pairs:
         return BodyError("body is empty: expected form fields")
-    return Decoded([dict(pairs)])
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+    return Decoded([text_fields(raw)])
+
+
+def text_fields(pairs: list[tuple[bytes, bytes]]) -> Item:
+    """Byte pairs as text fields; a refusal naming each field that is not UTF-8."""
+    fields: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for raw_name, raw_value in pairs:
+        name = raw_name.decode("utf-8", errors="backslashreplace")
+        try:
+            raw_name.decode("utf-8")
+            fields[name] = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(FieldError(name, "is not valid UTF-8"))
+    return Rejection(tuple(errors)) if errors else fields
 
 
 def _json_item(document: dict[str, Any]) -> Item:

@@ -11,7 +11,6 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from cdrlog.app import create_app
-from cdrlog.auth import TokenStore
 from cdrlog.cli_agents import agents
 from cdrlog.cli_bulk import bulk_load
 from cdrlog.cli_ops import purge, rejected_export, replay
@@ -21,9 +20,11 @@ from cdrlog.cli_rebuild import rebuild_command
 from cdrlog.cli_rejected import rejected
 from cdrlog.cli_simulate import simulate
 from cdrlog.cli_tokens import refuse_open_network, token
+from cdrlog.connections import limited_protocol
 from cdrlog.database import make_engine, upgrade
 from cdrlog.ingest import utc_now
 from cdrlog.logs import log_config
+from cdrlog.tokenstore import TokenStore
 from cdrlog.workers import worker_environment
 
 
@@ -54,6 +55,40 @@ def cli() -> None:
     help="Largest push body accepted; larger ones get 413.",
 )
 @click.option(
+    "--body-timeout-seconds",
+    envvar="CDRLOG_BODY_TIMEOUT_SECONDS",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="A request body not whole this long after its head gets 408.",
+)
+@click.option(
+    "--header-timeout-seconds",
+    envvar="CDRLOG_HEADER_TIMEOUT_SECONDS",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="A connection with no whole request head this long after it opened, or after "
+    "its last answer, is closed.",
+)
+@click.option(
+    "--keep-alive-seconds",
+    envvar="CDRLOG_KEEP_ALIVE_SECONDS",
+    default=5,
+    show_default=True,
+    type=int,
+    help="A connection idle this long after an answer is closed.",
+)
+@click.option(
+    "--max-connections-per-address",
+    envvar="CDRLOG_MAX_CONNECTIONS_PER_ADDRESS",
+    default=64,
+    show_default=True,
+    type=int,
+    help="Open connections one client address may hold (per process); more get 429. "
+    "Behind a proxy every connection is the proxy's: raise it above the proxy's own.",
+)
+@click.option(
     "--max-call-minutes",
     envvar="CDRLOG_MAX_CALL_MINUTES",
     default=240,
@@ -73,6 +108,14 @@ def cli() -> None:
     "--allow-open",
     is_flag=True,
     help="Listen beyond loopback even with no token (only on a trusted network).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A name this service is reached by without tokens (repeatable); addresses and "
+    "localhost always are. Guards the open mode against DNS rebinding.",
 )
 @click.option(
     "--workers",
@@ -106,6 +149,8 @@ def serve(
     **options: Any,
 ) -> None:
     """Serve the Push event URL, the API and the dashboard (migrates SQLite itself)."""
+    if not options["allowed_hosts"]:
+        del options["allowed_hosts"]  # then CDRLOG_ALLOWED_HOSTS, if set, decides
     settings = settings_of(database_url=database_url, allow_open=allow_open, **options)
     engine = migrated_engine(settings.database_url)
     refuse_open_network(settings.host, TokenStore(engine, utc_now).any_active(), allow_open)
@@ -114,12 +159,16 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
     # previous handler: a stop asked for is a clean exit, status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Slow and idle clients are cut off by the protocol, before they cost the app.
+    http = limited_protocol(settings)
     if workers == 1:
         app = create_app(settings, engine)
         uvicorn.run(
             app,
             host=settings.host,
             port=settings.port,
+            http=http,
+            timeout_keep_alive=settings.keep_alive_seconds,
             log_config=logging,
             access_log=access_log,
         )
@@ -132,6 +181,8 @@ def serve(
             workers=workers,
             host=settings.host,
             port=settings.port,
+            http=http,
+            timeout_keep_alive=settings.keep_alive_seconds,
             log_config=logging,
             access_log=access_log,
         )

@@ -6,10 +6,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cdrlog.auth import TokenStore, is_loopback
+from cdrlog.auth import is_loopback
 from cdrlog.cli_options import database_option, migrated_engine
 from cdrlog.ingest import utc_now
 from cdrlog.tokens import TokenScope
+from cdrlog.tokenstore import TokenStore
 
 
 @click.group()
@@ -25,11 +26,11 @@ def token() -> None:
 def token_create(database_url: str, scope: str, team: str | None, note: str | None) -> None:
     """Create a token and print it (it is shown this once; only its hash is kept)."""
     chosen = TokenScope(scope)
-    if chosen is TokenScope.ADMIN and team:
+    if not chosen.has_team and team:
         raise click.BadParameter(
-            "admin tokens are for every team; drop --team", param_hint="--team"
+            f"{scope} tokens are for every team; drop --team", param_hint="--team"
         )
-    if chosen is not TokenScope.ADMIN and not team:
+    if chosen.has_team and not team:
         raise click.BadParameter(f"a {scope} token needs --team", param_hint="--team")
     engine = migrated_engine(database_url)
     created = TokenStore(engine, utc_now).create(chosen, team, note)

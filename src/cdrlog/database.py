@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from importlib.resources import files
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -40,6 +41,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        _create_private(parsed.database)
         engine = create_engine(
             parsed,
             connect_args={"timeout": 60},
@@ -66,6 +68,15 @@ def make_engine(url: str) -> Engine:
     else:
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return create_engine(parsed, **options)
+
+
+def _create_private(database: str | None) -> None:
+    """A new SQLite file readable by its owner only: it holds every call and token
+    hash. SQLite gives its -wal and -shm files the database file's permissions."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:

@@ -65,6 +65,11 @@ MAX_LENGTH: Mapping[str, int] = {
     "eventid": 32,
 }
 _DIGITS = frozenset("0123456789")
+# Fields this version does not use are kept as they came, within bounds: every listing
+# of the journal would otherwise carry whatever a sender chose to put in them.
+MAX_EXTRA_NAME = 64
+MAX_EXTRA_VALUE = 8192
+MAX_EVENT_CHARACTERS = 65536
 # An eventid beyond a signed 64-bit column orders nothing a smaller one would not.
 _MAX_EVENTID = 2**63 - 1
 
@@ -138,9 +143,7 @@ def parse_event(
     for name, value in values.items():
         if value is not None:
             errors.extend(_check_text(name, value))
-    for name, value in fields.items():
-        if name not in MAX_LENGTH and ("\x00" in name or "\x00" in value):
-            errors.append(FieldError(name, "contains a NUL character"))
+    errors.extend(_check_extras(fields))
 
     team = _team(values["orgidentity"], url_team, errors)
     event = (values["event"] or "").lower()
@@ -183,6 +186,26 @@ def parse_event(
         agent_group=values["AgentGroupId"],
         eventid=_eventid(values["eventid"]),
     )
+
+
+def _check_extras(fields: Mapping[str, str]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    total = 0
+    for name, value in fields.items():
+        total += len(name) + len(value)
+        if name in MAX_LENGTH:
+            continue
+        if "\x00" in name or "\x00" in value:
+            errors.append(FieldError(name[:MAX_EXTRA_NAME], "contains a NUL character"))
+        if len(name) > MAX_EXTRA_NAME:
+            shown = name[:MAX_EXTRA_NAME] + "..."
+            errors.append(FieldError(shown, f"field name is longer than {MAX_EXTRA_NAME}"))
+        elif len(value) > MAX_EXTRA_VALUE:
+            errors.append(FieldError(name, f"is longer than {MAX_EXTRA_VALUE} characters"))
+    if total > MAX_EVENT_CHARACTERS:
+        message = f"the event's fields hold more than {MAX_EVENT_CHARACTERS} characters"
+        errors.append(FieldError("body", message))
+    return errors
 
 
 def _missing(values: Mapping[str, str | None], event: str) -> list[FieldError]:

@@ -10,12 +10,14 @@ import threading
 import time
 from collections.abc import Callable
 from logging import Filter, LogRecord
+from urllib.parse import unquote_plus
 
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LIMITED_PREFIXES = ("/astercc/", "/api/")
+from cdrlog.tokens import PREFIX
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -28,7 +30,10 @@ DEFAULT_CSP = (
 )
 # `token`, however its letters are percent-encoded (the server decodes the name).
 TOKEN_IN_QUERY = re.compile(r"(?i)([?&](?:t|%74)(?:o|%6f)(?:k|%6b)(?:e|%65)(?:n|%6e)=)[^&\s]*")
+# A token's prefix and the start of its random part: enough to know one when seen.
+TOKEN_TEXT = re.compile(r"(?i)cdrlog_[0-9a-f]{8,}")
 MAX_KEYS = 100_000
+PRIVATE_PREFIXES = ("/api/", "/astercc/", "/metrics")
 
 
 class Buckets:
@@ -87,24 +92,54 @@ class Guard:
                     headers.setdefault(name, value)
                 if headers.get("content-type", "").startswith("text/html"):
                     headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+                if message["status"] == 413:
+                    # The rest of a body too large is not worth reading: hang up.
+                    headers["Connection"] = "close"
+                if scope["path"].startswith(PRIVATE_PREFIXES):
+                    # Calls and tokens must not linger in a browser's or a proxy's cache.
+                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
-        if scope["path"].startswith(LIMITED_PREFIXES):
-            client = scope.get("client")
+        # Every path but the liveness probe (a constant answer that must stay up while
+        # someone floods): the pages and the reference cost as much as a push.
+        client = scope.get("client")
+        wait = 0.0
+        if scope["path"] != "/healthz":
             wait = self.by_address.take(client[0] if client else "unknown")
-            if wait:
-                await too_many(wait, "address")(scope, receive, secured)
-                return
+        if wait:
+            await too_many(wait, "address")(scope, receive, secured)
+            return
         await self.app(scope, receive, secured)
 
 
 class RedactTokens(Filter):
-    """Access logs show `?token=REDACTED`: a push URL's token is a secret."""
+    """No token in any log line: `?token=` values whatever the name's encoding, and
+    anything that reads as a token once percent-decoded, wherever it stands."""
 
     def filter(self, record: LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redacted(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                TOKEN_IN_QUERY.sub(r"\1REDACTED", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
+            record.args = tuple(redacted(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+def redacted(text: str) -> str:
+    text = TOKEN_TEXT.sub(PREFIX + "REDACTED", TOKEN_IN_QUERY.sub(r"\1REDACTED", text))
+    if not TOKEN_TEXT.search(_decoded(text)):
+        return text
+    # Hidden by percent-encoding: the query string goes whole, and if the token was
+    # not in it, the line keeps only that it held one.
+    path, mark, _ = text.partition("?")
+    text = path + mark + ("REDACTED" if mark else "")
+    return "[a line holding a token, withheld]" if TOKEN_TEXT.search(_decoded(text)) else text
+
+
+def _decoded(text: str) -> str:
+    """`text` percent-decoded until it stops changing (a few rounds at most)."""
+    for _ in range(4):
+        plain = unquote_plus(text)
+        if plain == text:
+            break
+        text = plain
+    return text

@@ -14,6 +14,10 @@ def log_config(kind: str) -> dict[str, Any]:
     """uvicorn's configuration, plus cdrlog's own logger; `kind` is text or json."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["cdrlog"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # On the handlers, so that no line of any logger carries a token out.
+    config.setdefault("filters", {})["redact"] = {"()": "cdrlog.limits.RedactTokens"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact")
     if kind == "json":
         for name in ("default", "access"):
             config["formatters"][name] = {

@@ -24,16 +24,28 @@ from python_multipart.multipart import Field, File
 from starlette.concurrency import run_in_threadpool
 
 from cdrlog import metrics, schemas
-from cdrlog.auth import TokenStore, admin_only, presented, pushable_team
+from cdrlog.auth import admin_only, presented, pushable_team
 from cdrlog.batcher import Batcher
-from cdrlog.bodies import BodyError, Decoded, Item, decode_form, decode_json, is_json, media_type
+from cdrlog.bodies import (
+    MAX_FORM_FIELDS,
+    BodyError,
+    Decoded,
+    Item,
+    decode_form,
+    decode_json,
+    is_json,
+    media_type,
+    text_fields,
+)
 from cdrlog.events import FieldError, Rejection, fingerprint, parse_event
 from cdrlog.ingest import Accepted, DeadLetter, Ingestor, Outcome
 from cdrlog.reader import Reader
 from cdrlog.settings import Settings
+from cdrlog.tokenstore import TokenStore
 
 # What a 413's dead letter keeps of an oversized body: enough to see what it was.
 KEPT_OF_OVERSIZE = 64 * 1024
+KEPT_WHOLE = 256 * 1024
 PUSH_ANSWERS: dict[int | str, dict[str, Any]] = {
     400: {"description": "bad fields, each named; the body is kept as a dead letter"},
     413: {"description": "body larger than the limit"},
@@ -56,7 +68,7 @@ class Receiver:
 
     def decode(self, body: bytes, content_type: str | None) -> Decoded | BodyError:
         if is_json(content_type, body):
-            return decode_json(body)
+            return decode_json(body, self.settings.max_batch_events)
         if media_type(content_type) == "multipart/form-data":
             return _decode_multipart(body, content_type or "")
         return decode_form(body)
@@ -204,20 +216,23 @@ async def receive(request: Request, url_team: str | None) -> JSONResponse:
     decoded = receiver.decode(body, request.headers.get("content-type"))
     if isinstance(decoded, BodyError):
         metrics.EVENTS_REJECTED.inc()
+        if decoded.status == 413:
+            # Kept in part, as an oversized body is: enough to see what was sent.
+            kept, reason = body[:KEPT_OF_OVERSIZE], {"body": decoded.message}
+            await _dead_letter(receiver, request, team, kept, reason, len(body) > len(kept))
+            return JSONResponse({"error": decoded.message}, status_code=413)
         letter_id = await _dead_letter(receiver, request, team, body, {"body": decoded.message})
         return _rejected({"body": decoded.message}, letter_id)
     if decoded.batch:
-        most = receiver.settings.max_batch_events
-        if len(decoded.items) > most:
-            return JSONResponse(
-                {"error": f"a batch of {len(decoded.items)} events; at most {most}"},
-                status_code=413,
-            )
         return await _batch(receiver, request, team, decoded)
     [outcome] = await receiver.store(request, team, decoded.items)
     if isinstance(outcome, Rejection):
-        letter_id = await _dead_letter(receiver, request, team, body, outcome.as_dict())
-        return _rejected(outcome.as_dict(), letter_id)
+        # One event this large could never be stored (its fields are bounded): its start
+        # shows what was sent, without writing a megabyte per refusal.
+        kept = body if len(body) <= KEPT_WHOLE else body[:KEPT_OF_OVERSIZE]
+        reason = outcome.as_dict()
+        letter_id = await _dead_letter(receiver, request, team, kept, reason, kept != body)
+        return _rejected(reason, letter_id)
     return JSONResponse({"status": outcome.value})
 
 
@@ -262,13 +277,18 @@ async def _read_within(request: Request, limit: int) -> tuple[bytes, bool]:
     return b"".join(chunks), True
 
 
+class _TooManyFields(Exception):
+    pass
+
+
 def _decode_multipart(body: bytes, content_type: str) -> Decoded | BodyError:
-    fields: dict[str, str] = {}
+    pairs: list[tuple[bytes, bytes]] = []
     files: list[str] = []
 
     def on_field(field: Field) -> None:
-        name = field.field_name.decode("utf-8", errors="replace") if field.field_name else ""
-        fields[name] = (field.value or b"").decode("utf-8", errors="replace")
+        if len(pairs) == MAX_FORM_FIELDS:
+            raise _TooManyFields
+        pairs.append((field.field_name or b"", field.value or b""))
 
     def on_file(upload: File) -> None:
         files.append((upload.field_name or b"").decode("utf-8", errors="replace"))
@@ -277,12 +297,14 @@ def _decode_multipart(body: bytes, content_type: str) -> Decoded | BodyError:
     headers = {"Content-Type": content_type.encode("latin-1", errors="replace")}
     try:
         parse_form(headers, io.BytesIO(body), on_field, on_file)
+    except _TooManyFields:
+        return BodyError(f"more than {MAX_FORM_FIELDS} fields", 413)
     except (FormParserError, ValueError) as error:
         return BodyError(f"multipart body cannot be read: {error}")
     if files:
         refusal = Rejection(tuple(FieldError(n, "must be a text field, not a file") for n in files))
         return Decoded([refusal])
-    return Decoded([fields])
+    return Decoded([text_fields(pairs)])
 
 
 async def _dead_letter(

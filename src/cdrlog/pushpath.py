@@ -29,7 +29,9 @@ TEAM_KEY = "cdrlog.push_team"
 
 
 def push_team(path: str) -> tuple[bool, str | None]:
-    """Whether `path` is a Push event URL, and the team it names (None: any team)."""
+    """Whether `path` is a Push event URL, and the team it names (None: any team).
+    A trailing slash is the same URL: a redirect would repeat the `?token=` it carries."""
+    path = path.removesuffix("/")
     if path == ANY_TEAM_URL:
         return True, None
     found = TEAM_URL.fullmatch(path)

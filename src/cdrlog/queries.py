@@ -31,6 +31,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from cdrlog.report import (
     BUCKET_SECONDS,
+    DAY_SECONDS,
     CdrFilter,
     Cursor,
     GroupBy,
@@ -202,6 +203,12 @@ def highest_id() -> Select[Any]:
 
 def time_range(wanted: CdrFilter) -> Select[Any]:
     return select(func.min(cdr.c.starttime), func.max(cdr.c.starttime)).where(*conditions(wanted))
+
+
+def call_days(wanted: CdrFilter) -> Select[Any]:
+    """The UTC days (epoch day numbers) that hold a matching call's start."""
+    day = int_div(epoch_seconds(cdr.c.starttime), literal(DAY_SECONDS)).label("day")
+    return select(day).where(*conditions(wanted)).group_by(day)
 
 
 def stats(wanted: CdrFilter, group_by: GroupBy, spans: list[OffsetSpan]) -> Select[Any]:

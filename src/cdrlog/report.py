@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,32 @@ class Sort(StrEnum):
     OLDEST = "oldest"
 
 
+# Ids and counts fit a signed 64-bit column: a larger number would overflow the driver.
+MAX_ID = 2**63 - 1
+# The times a reader may ask about (filters, cursors). Wider than any stored time (see
+# `times.EARLIEST`), narrower than what MariaDB's DATETIME and PostgreSQL's timestamp
+# both hold, and far enough from years 1 and 9999 that no zone's offset overflows.
+EARLIEST_ASKED = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_ASKED = datetime(3000, 1, 1, tzinfo=UTC)
+ASKED_YEARS = "the years 1900 to 2999"
+# Cursors this service writes are about 100 characters. Longer tokens are refused before
+# decoding, so no nesting, however deep, can exhaust the JSON parser's stack.
+MAX_CURSOR = 512
+
+
+def asked_time(moment: datetime, zone: tzinfo) -> datetime:
+    """`moment` as aware UTC, read in `zone` if it has no offset; ValueError outside
+    `EARLIEST_ASKED`..`LATEST_ASKED`."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+    try:
+        utc = aware.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError(f"is outside {ASKED_YEARS}") from error
+    if not EARLIEST_ASKED <= utc < LATEST_ASKED:
+        raise ValueError(f"is outside {ASKED_YEARS}")
+    return utc
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """Where the next page starts, and the snapshot the listing walks.
@@ -79,16 +106,31 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
-        """Raises ValueError for a token this service did not write."""
+        """Raises ValueError for a token this service did not write, or one forged to
+        hold values no query could take. The message never repeats the token."""
+        if len(token) > MAX_CURSOR:
+            raise ValueError(f"not a cursor of this service: longer than {MAX_CURSOR}")
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            start, id_, ceiling, total, sort = json.loads(raw)
-            moment = datetime.fromisoformat(start)
-            if moment.tzinfo is None or not all(isinstance(n, int) for n in (id_, ceiling, total)):
-                raise ValueError("malformed")
-            return cls(moment, id_, ceiling, total, Sort(sort))
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
-            raise ValueError(f"not a cursor of this service: {token!r}") from error
+            return cls._of(json.loads(raw))
+        except (ValueError, TypeError, binascii.Error, RecursionError) as error:
+            # ValueError covers JSON, UnicodeDecodeError and too many digits in a number.
+            raise ValueError("not a cursor of this service") from error
+
+    @classmethod
+    def _of(cls, document: object) -> Cursor:
+        if not isinstance(document, list) or len(document) != 5:
+            raise ValueError("not a list of five")
+        start, id_, ceiling, total, sort = document
+        if not isinstance(start, str) or not isinstance(sort, str):
+            raise ValueError("the time and the sort are text")
+        # `type` rather than isinstance: JSON's true and false are ints to Python.
+        if not all(type(n) is int and 0 <= n <= MAX_ID for n in (id_, ceiling, total)):
+            raise ValueError("ids and the count are 64-bit integers, not negative")
+        moment = datetime.fromisoformat(start)
+        if moment.tzinfo is None:
+            raise ValueError("the time has no offset")
+        return cls(asked_time(moment, UTC), id_, ceiling, total, Sort(sort))
 
 
 class GroupBy(StrEnum):
@@ -159,13 +201,19 @@ class OffsetSpan:
     offset: int
 
 
+# Probing the offset once a day finds every change: in tzdata from 1900 to 2100 no zone
+# changes its offset twice within four days (checked for every zone at 6-hour steps).
+OFFSET_PROBE = timedelta(days=1)
+DAY_SECONDS = 86_400
+
+
 def offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[OffsetSpan]:
     """The zone's UTC offsets over [start, end], split where daylight saving changes it.
 
     Databases differ in time zone support (MariaDB's zone tables are often empty, SQLite
     has none), so local days and hours are computed as UTC epoch plus these offsets.
     """
-    step = timedelta(hours=1)
+    step = OFFSET_PROBE
     spans = [OffsetSpan(None, _offset(zone, start))]
     probe = start
     while probe < end:
@@ -174,6 +222,22 @@ def offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[OffsetS
             change = _first_change(zone, probe, following)
             spans.append(OffsetSpan(int(change.timestamp()), _offset(zone, change)))
         probe = following
+    return spans
+
+
+def offset_spans_on(zone: ZoneInfo, days: Iterable[int]) -> list[OffsetSpan]:
+    """Spans right for every moment within the given UTC days (epoch day numbers); what
+    they say between those days is of no use. Its cost follows the days that hold
+    calls, not the time between the first call and the last."""
+    spans: list[OffsetSpan] = []
+    for day in sorted(set(days)):
+        low = datetime.fromtimestamp(day * DAY_SECONDS, UTC)
+        for span in offset_spans(zone, low, low + timedelta(seconds=DAY_SECONDS)):
+            if not spans:
+                spans.append(OffsetSpan(None, span.offset))
+            elif span.offset != spans[-1].offset:
+                since = span.since if span.since is not None else day * DAY_SECONDS
+                spans.append(OffsetSpan(since, span.offset))
     return spans
 
 

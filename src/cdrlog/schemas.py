@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from cdrlog.agents import AgentStatus
+from cdrlog.excerpts import BODY_SHOWN, FIELDS_SHOWN, LETTER_SHOWN, PAGE_BYTES, TIMELINE_EVENTS
 from cdrlog.report import GroupBy, StatsRow
 
 TIME = "ISO-8601 with the offset of the chosen zone (`tz`)"
@@ -80,17 +81,32 @@ class EventOut(BaseModel):
     uniqueid: str | None = Field(description="the leg's channel id")
     agent_group: str | None = Field(description="AgentGroupId")
     eventid: int | None = Field(description="the sender's event counter, when all digits")
-    fields: dict[str, Any] = Field(description="every field as pushed, extras included")
+    fields: dict[str, Any] = Field(
+        description="every field as pushed, extras included; only what fits in "
+        f"{FIELDS_SHOWN >> 10} KiB of stored text (see `fields_truncated`)"
+    )
+    fields_truncated: bool = Field(
+        False,
+        description="`fields` holds only the members before the cut (the last one possibly "
+        "cut short itself); the columns above are always whole",
+    )
     received_at: str = Field(description=f"when cdrlog stored it; {TIME}")
 
 
 class CdrDetail(CdrOut):
     events: list[EventOut] = Field(description="the call's events in event time order")
+    events_truncated: bool = Field(
+        False,
+        description=f"only the first events are here (at most {TIMELINE_EVENTS:,}, and about "
+        f"{PAGE_BYTES >> 20} MiB); `GET /api/v1/events?team=&sessionid=` pages through all",
+    )
 
 
 class EventPage(BaseModel):
     events: list[EventOut]
-    next_before: int | None = Field(description="pass as `before` for the next page")
+    next_before: int | None = Field(
+        description="pass as `before` for the next page (which may be empty); null at the end"
+    )
 
 
 class StatsOut(BaseModel):
@@ -178,16 +194,29 @@ class DeadLetterOut(BaseModel):
     path: str
     content_type: str | None
     remote_addr: str | None
-    body: str = Field(description="the body as text (invalid UTF-8 replaced)")
+    body: str = Field(
+        description="the body as text (invalid UTF-8 replaced): in a listing its first "
+        f"{BODY_SHOWN >> 10} KiB, alone its first {LETTER_SHOWN >> 20} MiB (`body_truncated`)"
+    )
     truncated: bool = Field(description="only the start of an oversized body was kept")
+    body_truncated: bool = Field(
+        False,
+        description="`body` is only the start of what was kept (see `truncated` for what "
+        "was refused); `GET /api/v1/rejected/{id}` shows more of it",
+    )
     reason: dict[str, Any] = Field(description="field -> what was wrong")
+    reason_truncated: bool = Field(
+        False, description="`reason` holds only the fields before the cut"
+    )
     resolved_at: str | None = Field(description=f"when a retry stored it; {TIME}")
     resolution: str | None
 
 
 class DeadLetterPage(BaseModel):
     rejected: list[DeadLetterOut]
-    next_before: int | None
+    next_before: int | None = Field(
+        description="pass as `before` for the next page (which may be empty); null at the end"
+    )
 
 
 class RetryOut(BaseModel):

@@ -1,21 +1,21 @@
 """The dashboard's sign-in: a token exchanged for a secure, HTTP-only session cookie.
 
 The cookie holds the token itself (revoking the token ends the session). A second,
-readable cookie carries a CSRF value that state-changing requests must echo in the
-`X-CSRF-Token` header when they rely on the session cookie.
+readable cookie carries a CSRF value, derived from the token, that state-changing
+requests must echo in the `X-CSRF-Token` header when they rely on the session cookie.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, TokenStore, check_csrf, presented
-from cdrlog.tokens import TokenScope
+from cdrlog.auth import CSRF_COOKIE, SESSION_COOKIE, check_csrf, presented
+from cdrlog.tokens import TokenScope, csrf_value
+from cdrlog.tokenstore import TokenStore
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 SESSION_SECONDS = 12 * 3600
@@ -51,7 +51,7 @@ def sign_in(request: Request, body: SignIn) -> JSONResponse:
         raise HTTPException(401, "unknown or revoked token")
     if found.scope is TokenScope.PUSH:
         raise HTTPException(403, "a push token cannot read; use a read or admin token")
-    csrf = secrets.token_urlsafe(24)
+    csrf = csrf_value(body.token)
     answer = JSONResponse({"signed_in": True, "scope": found.scope.value, "team": found.team})
     answer.set_cookie(
         SESSION_COOKIE,

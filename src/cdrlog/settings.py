@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     pbx_timezone: str = Field("UTC", description="IANA zone of naive eventTime values")
     display_timezone: str = Field("UTC", description="IANA zone the API shows times in")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest push body accepted")
+    max_request_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest body of any other request (sign-in, API)"
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="names this service is reached by, beyond addresses and localhost "
+        "(without tokens, requests naming another Host are refused: DNS rebinding)",
+    )
     max_call_minutes: int = Field(
         240, ge=1, le=7 * 24 * 60, description="a call with no hangup after this is a timeout"
     )
@@ -32,6 +40,15 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(1000, ge=1, description="most events in one JSON batch")
     body_timeout_seconds: float = Field(
         30.0, gt=0, description="a client slower than this to send its body gets 408"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection without a whole request head after this is closed"
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle connection is closed after this (uvicorn's keep-alive)"
+    )
+    max_connections_per_address: int = Field(
+        64, ge=1, description="connections one client address may hold open (per process)"
     )
     rate_per_second: float = Field(
         2000.0, gt=0, description="requests per second per client address and per token"

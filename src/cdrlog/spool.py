@@ -80,9 +80,11 @@ class Spool:
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Owner only: spooled events are calls, as private as the database.
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = f"spool-{time.time_ns()}-{socket.gethostname()}-{os.getpid()}.jsonl"
-            spool = (self.directory / name).open("ab")
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            spool = os.fdopen(os.open(self.directory / name, flags, 0o600), "ab")
             fcntl.flock(spool.fileno(), fcntl.LOCK_EX)
             self._file = spool
             _sync_directory(self.directory)

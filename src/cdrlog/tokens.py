@@ -9,6 +9,7 @@ something about a hash, never about a token.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +20,11 @@ class TokenScope(StrEnum):
     PUSH = "push"  # post one team's events
     READ = "read"  # read one team's CDRs, events, dead letters and stats
     ADMIN = "admin"  # everything, every team
+    METRICS = "metrics"  # the Prometheus metrics only
+
+    @property
+    def has_team(self) -> bool:
+        return self in (TokenScope.PUSH, TokenScope.READ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,12 @@ def new_token(random_bytes: bytes) -> str:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()
+
+
+def csrf_value(token: str) -> str:
+    """The dashboard's CSRF value for a session holding `token`: derived from it, so it
+    is bound to that session and needs no storage."""
+    return hmac.new(token.encode(), b"cdrlog csrf", hashlib.sha256).hexdigest()
 
 
 def shown_prefix(token: str) -> str:

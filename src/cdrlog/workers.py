@@ -3,6 +3,7 @@ app from the environment the parent prepares."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,11 @@ def worker_environment(settings: Settings) -> Iterator[None]:
     metrics = tempfile.mkdtemp(prefix="cdrlog-metrics-")
     saved = dict(os.environ)
     os.environ.update(
-        {f"CDRLOG_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+        {
+            # Lists travel as JSON, which is how the settings read them back.
+            f"CDRLOG_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for name, value in settings.model_dump(mode="json").items()
+        }
     )
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
     try:

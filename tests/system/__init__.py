@@ -1,0 +1,1 @@
+"""Tests against real `cdrlog serve` processes, over loopback."""
