@@ -75,7 +75,9 @@ SEED_FIELDS = {
 
 
 async def _forty_senders(base: str) -> list[int]:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    # Forty connections at most: within the receiver's cap of connections per address.
+    limits = httpx.Limits(max_connections=40)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
         posts = [
             client.post("/astercc/team1/events", data=SEED_FIELDS | event)
             for event in reversed(SEED_CALL)

@@ -4,7 +4,7 @@ Each server is a subprocess on loopback, started without the caller's CDRLOG_*
 settings; PYTHONPATH passes through, so a run can point the server at another
 checkout's code. While a test abuses it, `watching` measures the two things an abuse
 must not take from asterCC: the server's memory (its peak resident size, from
-/proc) and the latency of an ordinary push sent alongside every 20 ms from another
+/proc) and the latency of an ordinary push sent alongside every 5 ms from another
 loopback address, as the call center's own traffic would be.
 """
 
@@ -49,12 +49,12 @@ MAX_MEMORY_GROWTH_MIB = 50.0
 MAX_NORMAL_P99_SECONDS = 0.050
 
 NORMAL_SOURCE = "127.0.0.2"
-NORMAL_EVERY = 0.020
+NORMAL_EVERY = 0.005
 NORMAL_TIMEOUT = 5.0
 # A p99 of a handful of pushes says nothing: after a quick abuse the pusher goes on
 # to this many, for a second at most.
-NORMAL_AT_LEAST = 25
-NORMAL_GRACE = 1.0
+NORMAL_AT_LEAST = 100
+NORMAL_GRACE = 2.0
 
 
 def event_fields(sessionid: str, **changes: str) -> dict[str, str]:
@@ -249,7 +249,7 @@ class Pushed:
 
 
 class NormalPusher:
-    """While it runs, an ordinary event every 20 ms to `/astercc/1/events`, from
+    """While it runs, an ordinary event every 5 ms to `/astercc/1/events`, from
     127.0.0.2 so the server's per-address limits treat it as another sender.
 
     It pushes from a process of its own: in a thread, it would wait for this process's
