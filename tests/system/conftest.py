@@ -255,8 +255,9 @@ class NormalPusher:
     It pushes from a process of its own: in a thread, it would wait for this process's
     interpreter lock while the abuse's threads hold it, and count that as latency."""
 
-    def __init__(self, base: str, token: str | None) -> None:
+    def __init__(self, base: str, token: str | None, every: float = NORMAL_EVERY) -> None:
         path = f"/astercc/1/events?token={token}" if token else "/astercc/1/events"
+        self.grace = max(NORMAL_GRACE, every * NORMAL_AT_LEAST)
         self.pushed = Pushed()
         # Forked, not spawned: the pusher starts at once, with what is imported here.
         context = multiprocessing.get_context("fork")
@@ -265,7 +266,7 @@ class NormalPusher:
         self._results, sending = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_push_normally,
-            args=(base, path, self._warm, self._stop, sending),
+            args=(base, path, every, self.grace, self._warm, self._stop, sending),
             name="normal-pusher",
             daemon=True,
         )
@@ -282,7 +283,7 @@ class NormalPusher:
         trace: TracebackType | None,
     ) -> None:
         self._stop.set()
-        if self._results.poll(NORMAL_GRACE + NORMAL_TIMEOUT + 1):
+        if self._results.poll(self.grace + NORMAL_TIMEOUT + 1):
             latencies, failures = self._results.recv()
             self.pushed.latencies.extend(latencies)
             self.pushed.failures.extend(failures)
@@ -294,7 +295,15 @@ class NormalPusher:
             self._process.join()
 
 
-def _push_normally(base: str, path: str, warm: Event, stop: Event, results: Connection) -> None:
+def _push_normally(
+    base: str,
+    path: str,
+    every: float,
+    grace: float,
+    warm: Event,
+    stop: Event,
+    results: Connection,
+) -> None:
     """The pusher's process: push until `stop` (and at least NORMAL_AT_LEAST times, for
     a while), then send the latencies and failures through `results`."""
     pushed = Pushed()
@@ -313,7 +322,7 @@ def _push_normally(base: str, path: str, warm: Event, stop: Event, results: Conn
             if stop.is_set():
                 stopped_at = min(stopped_at, time.monotonic())
                 enough = len(pushed.latencies) >= NORMAL_AT_LEAST
-                if enough or time.monotonic() > stopped_at + NORMAL_GRACE:
+                if enough or time.monotonic() > stopped_at + grace:
                     break
             body = event_body(f"normal-{tag}-{len(pushed.latencies) + 1}")
             began = time.perf_counter()
@@ -326,7 +335,7 @@ def _push_normally(base: str, path: str, warm: Event, stop: Event, results: Conn
             if failure:
                 pushed.failures.append(failure)
             # A late push delays the next one; the missed ones are not sent in a burst.
-            due = max(due + NORMAL_EVERY, time.monotonic())
+            due = max(due + every, time.monotonic())
             time.sleep(max(0.0, due - time.monotonic()))
     results.send((pushed.latencies, pushed.failures))
 
@@ -361,11 +370,11 @@ class Watch:
 
 
 @contextmanager
-def watching(server: Server, figures: Figures) -> Iterator[Watch]:
+def watching(server: Server, figures: Figures, every: float = NORMAL_EVERY) -> Iterator[Watch]:
     """Measure the server's memory and the normal pushes' latency while the body runs;
     the figures are recorded even when the body fails."""
     server.reset_peak_memory()
-    pusher = NormalPusher(server.base, server.tokens.push if server.tokens else None)
+    pusher = NormalPusher(server.base, server.tokens.push if server.tokens else None, every)
     watch = Watch(pusher.pushed)
     try:
         with pusher:
