@@ -110,11 +110,11 @@ class _Cycle(Protocol):
     message_event: asyncio.Event
 
 
-class _Limits:
+class _Limits(asyncio.Protocol):
     """The deadlines and the cap, for both of uvicorn's HTTP/1.1 protocols (mixed in
-    after one). Each protocol says when a body is being read (`_in_body`) and which
-    cycle is current; the protocol calls `_admit` on connection, `_settle` after each
-    read and answer, `_release` on loss."""
+    before one, so its hooks run around the protocol's own). Each protocol says when a
+    body is being read (`_in_body`) and which cycle is current, and calls `_settle`
+    after each answer."""
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
@@ -125,6 +125,19 @@ class _Limits:
     _timer: asyncio.TimerHandle | None = None
     _heard = False  # whether bytes came since the wait for a head began
     _address: str | None = None  # set while a slot is held
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._admit()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._heard = True
+        super().data_received(data)
+        self._settle()
 
     def _in_body(self) -> bool:
         raise NotImplementedError
@@ -198,7 +211,7 @@ class _Limits:
         self.transport.close()
 
 
-class LimitedH11Protocol(H11Protocol, _Limits):
+class LimitedH11Protocol(_Limits, H11Protocol):
     """uvicorn's h11 protocol under the connection limits."""
 
     def __init__(
@@ -221,19 +234,6 @@ class LimitedH11Protocol(H11Protocol, _Limits):
     def _current(self) -> _Cycle | None:
         return self.cycle
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._heard = True
-        super().data_received(data)
-        self._settle()
-
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._settle()
@@ -249,7 +249,7 @@ except ImportError:  # no httptools: uvicorn's "auto" takes h11, and so does cdr
     AUTO_PROTOCOL: Callable[..., asyncio.Protocol] = LimitedH11Protocol
 else:
 
-    class LimitedHttpToolsProtocol(HttpToolsProtocol, _Limits):
+    class LimitedHttpToolsProtocol(_Limits, HttpToolsProtocol):
         """uvicorn's httptools protocol under the connection limits."""
 
         _reading_body = False
@@ -275,19 +275,6 @@ else:
 
         def _current(self) -> _Cycle | None:
             return self.cycle
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._admit()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._release()
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            self._heard = True
-            super().data_received(data)
-            self._settle()
 
         def on_headers_complete(self) -> None:
             self._reading_body = True

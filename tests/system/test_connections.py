@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -31,6 +30,7 @@ from cdrlog.connections import (
 )
 from cdrlog.settings import Settings
 from servers import free_port, running_server
+from system.conftest import event_body
 
 pytestmark = pytest.mark.slow
 
@@ -150,20 +150,6 @@ def nearest_rank(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def event(sessionid: str) -> str:
-    return urlencode(
-        {
-            "sessionid": sessionid,
-            "source": "CALLER",
-            "event": "incoming",
-            "calltype": "dialin",
-            "eventTime": "2026-11-26 09:00:00",
-            "callerid": "1",
-            "AgentTeamId": "1",
-        }
-    )
-
-
 def client_from(
     source: str, timeout: float = 5.0, headers: dict[str, str] | None = None
 ) -> httpx.Client:
@@ -189,7 +175,9 @@ def test_held_connections_leave_the_server_to_others(
         ):
             # Not counted: a new connection and the server's first event cost what no
             # held connection does.
-            pusher.post(f"{limited.base}/astercc/1/events", content=event("warm"), headers=FORM)
+            pusher.post(
+                f"{limited.base}/astercc/1/events", content=event_body("warm"), headers=FORM
+            )
             for n in range(PUSHES):
                 if n % 5 == 0:
                     began = time.perf_counter()
@@ -197,7 +185,7 @@ def test_held_connections_leave_the_server_to_others(
                     healthz.append(time.perf_counter() - began)
                 began = time.perf_counter()
                 answer = pusher.post(
-                    f"{limited.base}/astercc/1/events", content=event(f"s{n}"), headers=FORM
+                    f"{limited.base}/astercc/1/events", content=event_body(f"s{n}"), headers=FORM
                 )
                 pushes.append(time.perf_counter() - began)
                 assert answer.status_code == 200, answer.text
