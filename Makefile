@@ -31,13 +31,14 @@ test: install-test system-tools
 	$(BIN)/pytest
 
 lint: install-test
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install-test
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
 
 check: lint test
 
@@ -56,9 +57,9 @@ SOAK_MYSQL_URL ?= mysql+pymysql://root@127.0.0.1/test
 
 soak: install-test
 	CDRLOG_REQUIRE_ALL=1 CDRLOG_TEST_MYSQL_URL='$(SOAK_MYSQL_URL)' CDRLOG_KILL_EVENTS=20000 \
-		$(BIN)/pytest -s --durations=0 tests/test_kill.py -k 'sqlite or mariadb'
+		$(BIN)/pytest -s --durations=0 tests/system/test_kill.py -k 'sqlite or mariadb'
 	CDRLOG_REQUIRE_ALL=1 CDRLOG_TEST_MYSQL_URL='$(SOAK_MYSQL_URL)' CDRLOG_FUZZ_REQUESTS=10000 \
-		$(BIN)/pytest -s --durations=0 tests/test_fuzz.py -k 'sqlite or mariadb'
+		$(BIN)/pytest -s --durations=0 tests/system/test_fuzz.py -k 'sqlite or mariadb'
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

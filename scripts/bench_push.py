@@ -8,7 +8,7 @@ most any Python receiver could do on this machine. For each backend the schema i
 1. as much as `--connections` keep-alive connections can send, for about `--seconds`;
 2. 32 senders paced at half the rate measured in 1, for about half as long (p99 < 10 ms).
 
-The traffic is realistic: calls from `cdrlog.traffic.generate_calls`, interleaved, 30%
+The traffic is realistic: calls from `cdrlog.sim.traffic.generate_calls`, interleaved, 30%
 shuffled and 5% re-sent by `delivery_order`, form-encoded as asterCC sends them. The
 base calls repeat with a fresh sessionid suffix per repetition, so that requests cost
 the client a concatenation; a run stops at the end of a repetition, so every call sent
@@ -53,15 +53,15 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from cdrlog.database import make_engine, upgrade
-from cdrlog.storage import cdr, metadata
-from cdrlog.traffic import (
+from cdrlog.sim.traffic import (
     ExpectedCdr,
     Style,
     delivery_order,
     generate_calls,
     stored_as_expected,
 )
+from cdrlog.store.database import make_engine, upgrade
+from cdrlog.store.tables import cdr, metadata
 
 HOST = "127.0.0.1"
 SCRIPTS = Path(__file__).resolve().parent

@@ -1,7 +1,7 @@
 """Read benchmark: bulk-load N CDRs per backend, then time the read API on them.
 
-For each backend: drop and re-create the schema, `cdrlog.bulk.load` the CDRs (with
-their journal), then measure through `cdrlog.reader.Reader` (in this process) and
+For each backend: drop and re-create the schema, `cdrlog.sim.bulk.load` the CDRs (with
+their journal), then measure through `cdrlog.store.reader.Reader` (in this process) and
 through HTTP (the app in its own uvicorn process on loopback): the median of --runs
 timed runs, after one untimed warm-up run, of a filtered first page, a deep page,
 30-day statistics by agent and by hour, and a 30-day CSV export. Prints one table;
@@ -36,12 +36,12 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from cdrlog.bulk import load
-from cdrlog.database import make_engine, upgrade
-from cdrlog.exports import csv_chunks
-from cdrlog.reader import EXPORT_BATCH, Reader
-from cdrlog.report import CdrFilter, Cursor, GroupBy, Sort
-from cdrlog.storage import call_event, cdr, metadata
+from cdrlog.core.exports import csv_chunks
+from cdrlog.core.report import CdrFilter, Cursor, GroupBy, Sort
+from cdrlog.sim.bulk import load
+from cdrlog.store.database import make_engine, upgrade
+from cdrlog.store.reader import EXPORT_BATCH, Reader
+from cdrlog.store.tables import call_event, cdr, metadata
 
 DESCRIPTION = "Bulk-load N CDRs per backend, then time the read API on them."
 UTC_ZONE = ZoneInfo("UTC")
@@ -355,8 +355,8 @@ class Server:
 # take the port between choosing it and listening on it.
 SERVER = """
 import socket, sys, uvicorn
-from cdrlog.app import create_app
-from cdrlog.settings import Settings
+from cdrlog.web.app import create_app
+from cdrlog.service.settings import Settings
 listener = socket.create_server(("127.0.0.1", 0))
 print(listener.getsockname()[1], flush=True)
 config = uvicorn.Config(create_app(Settings(database_url=sys.argv[1])), log_level="warning")
@@ -535,8 +535,8 @@ def results_table(columns: dict[str, Results], options: argparse.Namespace) -> T
         title=f"cdrlog read benchmark: {options.cdrs:,} CDRs over {options.days} days, "
         f"{options.teams} teams x {options.agents} agents; median of {options.runs} runs "
         f"({options.export_runs} for exports) after a warm-up; {cores} cores",
-        caption="reader: cdrlog.reader.Reader in the benchmark's process; export memory is the "
-        "tracemalloc peak of Python allocations. HTTP: the app in a uvicorn process on "
+        caption="reader: cdrlog.store.reader.Reader in the benchmark's process; export memory "
+        "is the tracemalloc peak of Python allocations. HTTP: the app in a uvicorn process on "
         "loopback; export memory is how far a fresh server's RSS rises during one export "
         "(VmHWM after minus VmRSS before). Export '/CPU s': rows per CPU second of the "
         "process that formats them (for SQLite that includes the database). Flat: 4x the "

@@ -18,10 +18,10 @@ from sqlalchemy import Engine, delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from cdrlog.app import create_app
-from cdrlog.database import make_engine, upgrade
-from cdrlog.settings import Settings
-from cdrlog.storage import metadata
+from cdrlog.service.settings import Settings
+from cdrlog.store.database import make_engine, upgrade
+from cdrlog.store.tables import metadata
+from cdrlog.web.app import create_app
 
 BACKENDS = {
     "sqlite": None,

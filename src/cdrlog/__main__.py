@@ -1,3 +1,3 @@
-from cdrlog.cli import main
+from cdrlog.cli.main import main
 
 main()

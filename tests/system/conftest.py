@@ -29,11 +29,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from cdrlog.database import make_engine
-from cdrlog.ingest import utc_now
-from cdrlog.tokens import TokenScope
-from cdrlog.tokenstore import TokenStore
-from servers import free_port, wait_until_healthy
+from cdrlog.core.tokens import TokenScope
+from cdrlog.service.ingest import utc_now
+from cdrlog.service.tokenstore import TokenStore
+from cdrlog.store.database import make_engine
+from support.servers import free_port, wait_until_healthy
 
 KiB = 1024
 MiB = 1024 * KiB

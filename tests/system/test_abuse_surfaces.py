@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cdrlog.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from cdrlog.web.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from system.conftest import FORM, Figures, Server, event_body, serving, watching
 
 LIMITED_PATHS = ("/", "/docs", "/openapi.json", "/static/app.js", "/metrics")

@@ -22,14 +22,14 @@ import httpx
 import pytest
 import uvicorn
 
-from cdrlog.connections import (
+from cdrlog.service.settings import Settings
+from cdrlog.web.connections import (
     AUTO_PROTOCOL,
     BODY_GRACE_SECONDS,
     LimitedH11Protocol,
     limited_protocol,
 )
-from cdrlog.settings import Settings
-from servers import free_port, running_server
+from support.servers import free_port, running_server
 from system.conftest import event_body
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,101 @@
+"""`cdrlog agents set|list`: which phone each agent uses, and what each is doing now."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cdrlog.cli.options import database_option, migrated_engine
+from cdrlog.service.ingest import Ingestor, utc_now
+from cdrlog.store.agents import AgentStatus, listing
+
+# How a state reads in a terminal; the API's own words are kept for anything unknown.
+STATE_NAMES = {
+    "available": "available",
+    "on_call": "on a call",
+    "paused": "paused",
+    "after_call_work": "wrap-up",
+    "logged_out": "logged out",
+}
+STATE_STYLES = {
+    "available": "green",
+    "on_call": "blue",
+    "paused": "yellow",
+    "after_call_work": "magenta",
+    "logged_out": "dim",
+}
+
+
+@click.group()
+def agents() -> None:
+    """Agents: the phone each uses, and the state each is in."""
+
+
+@agents.command("set")
+@database_option
+@click.argument("team")
+@click.argument("agentno")
+@click.argument("phone")
+def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
+    """Bind AGENTNO of TEAM to PHONE (used as src of outbound calls)."""
+    engine = migrated_engine(database_url)
+    Ingestor(engine).set_agent(team, agentno, phone)
+    engine.dispose()
+    click.echo(f"agent {agentno} of {team} uses phone {phone}")
+
+
+@agents.command("list")
+@database_option
+@click.option("--team", default=None, help="Only this team.")
+@click.option(
+    "--max-call-minutes",
+    envvar="CDRLOG_MAX_CALL_MINUTES",
+    default=240,
+    show_default=True,
+    type=click.IntRange(1, 7 * 24 * 60),
+    help="A call open longer than this is a timeout: its agent is no longer on it.",
+)
+def agents_list(database_url: str, team: str | None, max_call_minutes: int) -> None:
+    """Each agent's phone, queue and state now, and how long it has been in it."""
+    engine = migrated_engine(database_url)
+    now = utc_now()
+    found = listing(engine, (team,) if team else None, now, timedelta(minutes=max_call_minutes))
+    engine.dispose()
+    table = Table("team", "agent", "phone", "queue", "state", "since (UTC)", "for")
+    for agent in found:
+        table.add_row(*_row(agent, now))
+    Console().print(table)
+
+
+def _row(agent: AgentStatus, now: datetime) -> list[Text]:
+    # Text, not markup: a team or number as pushed may hold brackets rich would read.
+    since = agent.state_since
+    return [
+        Text(agent.team),
+        Text(agent.agentno),
+        Text(agent.phone or ""),
+        Text(agent.agent_group or ""),
+        Text(STATE_NAMES.get(agent.state, agent.state), style=STATE_STYLES.get(agent.state, "")),
+        Text("" if since is None else since.strftime("%Y-%m-%d %H:%M:%S")),
+        Text("" if since is None else lasting(now - since)),
+    ]
+
+
+def lasting(span: timedelta) -> str:
+    """A span as people say it: 45s, 4m 12s, 2h 05m, 3d 4h (never negative: a PBX clock
+    a little ahead of ours must not show a state entered in the future)."""
+    seconds = max(0, int(span.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"

@@ -1,0 +1,80 @@
+"""`cdrlog bulk-load`: fill a database with many realistic calls, for benchmarks and demos."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from cdrlog.service.settings import DEFAULT_DATABASE_URL
+from cdrlog.sim.bulk import load
+from cdrlog.store.database import make_engine, upgrade
+
+bulk_database_option = click.option(
+    "--db",
+    "database_url",
+    envvar="CDRLOG_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="SQLAlchemy URL: sqlite:///FILE, mysql+pymysql://USER@HOST/DB, "
+    "postgresql+psycopg://USER@HOST/DB.",
+)
+
+
+@click.command("bulk-load")
+@bulk_database_option
+@click.option(
+    "--cdrs", type=click.IntRange(min=0), default=100_000, show_default=True, help="Calls to load."
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=90,
+    show_default=True,
+    help="Spread the calls over this many days up to now.",
+)
+@click.option("--teams", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--agents", type=click.IntRange(min=1), default=20, show_default=True, help="Agents per team."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Same seed, same calls; the database must not hold this seed's calls yet.",
+)
+def bulk_load(database_url: str, cdrs: int, days: int, teams: int, agents: int, seed: int) -> None:
+    """Migrate the database, then load CDRS calls with their journaled events, their
+    call sessions and the teams' agents (a progress bar shows on a terminal)."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        summary = load(
+            engine,
+            cdrs,
+            seed=seed,
+            days=days,
+            teams=teams,
+            agents=agents,
+            progress=sys.stdout.isatty(),
+        )
+    except IntegrityError as error:
+        # The same seed makes the same session ids, whatever the days.
+        raise click.ClickException(
+            f"the database already holds calls of seed {seed} (the batches before were "
+            "kept): load with another --seed, or into an empty database"
+        ) from error
+    finally:
+        engine.dispose()
+    where = make_url(database_url).render_as_string()
+    click.echo(
+        f"cdrlog: loaded {summary.cdrs:,} CDRs, {summary.events:,} events, "
+        f"{summary.sessions:,} sessions and {summary.agents:,} agents into {where}\n"
+        f"  calls from {summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC\n"
+        f"  {summary.rows:,} rows in {summary.seconds:.1f} s: "
+        f"{summary.rows_per_second:,.0f} rows/s ({summary.cdrs_per_second:,.0f} CDRs/s); "
+        f"statistics refreshed in {summary.analyze_seconds:.1f} s"
+    )

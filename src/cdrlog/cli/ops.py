@@ -1,0 +1,244 @@
+"""`cdrlog replay`, `cdrlog purge` and `cdrlog rejected export`: operating on what is kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from cdrlog.cli.options import (
+    database_option,
+    migrated_engine,
+    output_option,
+    pbx_timezone_option,
+    settings_of,
+)
+from cdrlog.service.ingest import Ingestor
+from cdrlog.service.replay import DEFAULT_BATCH, Replayer, ReplaySummary, Source
+from cdrlog.store.purge import DEFAULT_BATCH as PURGE_BATCH
+from cdrlog.store.purge import PurgeCounts
+from cdrlog.store.purge import purge as delete_older
+from cdrlog.store.reader import Reader
+from cdrlog.web.push import Receiver
+
+EXPORT_PAGE = 1000
+
+
+@click.command("replay")
+@database_option
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    metavar="FILE...",
+    type=click.Path(dir_okay=False, allow_dash=True),
+)
+@click.option("--team", default=None, help="Store every event for this team, as its push URL.")
+@pbx_timezone_option
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events stored per transaction: larger is faster, but holds SQLite's one "
+    "write lock longer.",
+)
+@click.option(
+    "--max-call-minutes",
+    envvar="CDRLOG_MAX_CALL_MINUTES",
+    default=240,
+    show_default=True,
+    type=int,
+    help="A call with no hangup this long after it started is closed as timeout.",
+)
+@click.option("--dead-letter", is_flag=True, help="Keep refused bodies as dead letters.")
+def replay(
+    database_url: str,
+    files: tuple[str, ...],
+    team: str | None,
+    pbx_timezone: str,
+    batch: int,
+    max_call_minutes: int,
+    dead_letter: bool,
+) -> None:
+    """Store the events of FILE... (`-` for stdin): JSON lines (an object or an array a
+    line), form-encoded lines (one push body a line) or `cdrlog rejected export` output.
+    Idempotent: events stored before count as duplicates. Exits 1 if any was refused."""
+    settings = settings_of(
+        database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
+    )
+    engine = migrated_engine(settings.database_url)
+    # The service's own maximum call length, so replayed calls close as its would.
+    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
+    replayer = Replayer(
+        Receiver(settings, ingestor), team=team, batch=batch, keep_refused=dead_letter
+    )
+    try:
+        with _progress(_total_size(files)) as advance:
+            summary = replayer.replay(_opened(files), advance)
+    except (OperationalError, InterfaceError) as error:
+        raise click.ClickException(
+            f"the database failed: {error.orig}; what was stored stays, and replaying "
+            "the same files again stores the rest"
+        ) from error
+    finally:
+        engine.dispose()
+    click.echo(_summary_text(summary))
+    if summary.rejected:
+        sys.exit(1)
+
+
+def _opened(files: Sequence[str]) -> Iterator[Source]:
+    """Each file, open for reading bytes only while it is being read."""
+    for name in files:
+        try:
+            stream = click.open_file(name, "rb")
+        except OSError as error:
+            raise click.FileError(name, error.strerror) from error
+        with stream:
+            yield ("<stdin>" if name == "-" else name), stream
+
+
+def _total_size(files: Sequence[str]) -> int | None:
+    """The bytes to read, for the progress bar; None when stdin makes it unknown."""
+    if "-" in files:
+        return None
+    try:
+        return sum(os.path.getsize(name) for name in files)
+    except OSError:
+        return None
+
+
+@contextmanager
+def _progress(total: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A bar by bytes read, on a terminal only (scripts and logs get the summary)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (
+        TextColumn("replaying"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("replay", total=total)
+        yield lambda read: progress.advance(task, read)
+
+
+def _summary_text(summary: ReplaySummary) -> str:
+    lines = [
+        f"cdrlog replay: {summary.lines:,} lines read ({summary.skipped:,} blank or comments): "
+        f"{summary.accepted:,} events accepted ({summary.stored:,} stored, "
+        f"{summary.duplicate:,} duplicate), {summary.rejected:,} rejected; "
+        f"{summary.seconds:.1f} s, {summary.events_per_second:,.0f} events/s"
+    ]
+    if summary.dead_letters:
+        lines.append(f"  {summary.dead_letters:,} refused kept as dead letters")
+    lines.extend(f"  refused {refusal}" for refusal in summary.refusals)
+    if summary.rejected > len(summary.refusals):
+        lines.append(f"  ... and {summary.rejected - len(summary.refusals):,} more refused")
+    return "\n".join(lines)
+
+
+@click.command("purge")
+@database_option
+@click.option(
+    "--older-than",
+    "days",
+    metavar="DAYS",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Delete what is older than this many days.",
+)
+@click.option("--team", default=None, help="Only this team's rows.")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=PURGE_BATCH,
+    show_default=True,
+    help="Rows per transaction.",
+)
+def purge(database_url: str, days: int, team: str | None, dry_run: bool, batch: int) -> None:
+    """Delete CDRs (by starttime) with their calls' journal rows, journal rows of calls
+    without a CDR, and dead letters (by received time) older than DAYS days."""
+    cut = datetime.now(UTC) - timedelta(days=days)
+    engine = migrated_engine(database_url)
+    try:
+        counts = delete_older(engine, cut, team=team, batch=batch, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    click.echo(_purge_text(counts, cut, team, dry_run))
+
+
+def _purge_text(counts: PurgeCounts, cut: datetime, team: str | None, dry_run: bool) -> str:
+    verb = "would delete" if dry_run else "deleted"
+    whose = f" of team {team}" if team else ""
+    return (
+        f"cdrlog purge: {verb}{whose}, older than {cut:%Y-%m-%d %H:%M:%S} UTC: "
+        f"{counts.cdr:,} CDRs, {counts.call_event:,} journal rows, "
+        f"{counts.call_session:,} call sessions, {counts.dead_letter:,} dead letters "
+        f"({counts.batches:,} batches)"
+    )
+
+
+@click.command("export")
+@database_option
+@click.option("--team", default=None, help="Only this team's dead letters.")
+@click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
+@output_option
+def rejected_export(database_url: str, team: str | None, everything: bool, output: TextIO) -> None:
+    """Write dead letters (unresolved ones unless --all), newest first, as JSON lines
+    that `cdrlog replay` takes back: `body` as text, `body_base64` as the exact bytes."""
+    engine = migrated_engine(database_url)
+    reader = Reader(engine)
+    try:
+        for letter in _letters(reader, team, not everything):
+            output.write(json.dumps(exported(letter), ensure_ascii=False) + "\n")
+    finally:
+        engine.dispose()
+
+
+def _letters(reader: Reader, team: str | None, unresolved: bool) -> Iterator[dict[str, Any]]:
+    """Every matching dead letter, a page at a time, so memory stays flat."""
+    before: int | None = None
+    while page := reader.dead_letters((team,) if team else None, before, EXPORT_PAGE, unresolved):
+        yield from page
+        before = page[-1]["id"]
+
+
+def exported(letter: dict[str, Any]) -> dict[str, Any]:
+    """One dead letter as a line of `cdrlog rejected export`."""
+    resolved: datetime | None = letter["resolved_at"]
+    return {
+        "id": letter["id"],
+        "received_at": letter["received_at"].isoformat(),
+        "orgidentity": letter["orgidentity"],
+        "path": letter["path"],
+        "content_type": letter["content_type"],
+        "reason": letter["reason"],
+        "body": letter["body"],
+        "body_base64": base64.b64encode(letter["raw_body"]).decode("ascii"),
+        "truncated": letter["truncated"],
+        "resolved_at": resolved.isoformat() if resolved else None,
+        "resolution": letter["resolution"],
+    }

@@ -1,0 +1,75 @@
+"""Prometheus metrics. Under several worker processes they are kept in the directory
+named by PROMETHEUS_MULTIPROC_DIR and summed by whichever process is scraped."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from cdrlog.core.cdr import Cdr
+from cdrlog.core.rules import Status
+
+EVENTS_RECEIVED = Counter(
+    "cdrlog_events_received", "Events decoded from push bodies, by event type", ["event"]
+)
+EVENTS_STORED = Counter(
+    "cdrlog_events_accepted",
+    "Events acknowledged, by event type and outcome (stored, duplicate, spooled)",
+    ["event", "outcome"],
+)
+EVENTS_REJECTED = Counter("cdrlog_events_rejected", "Events or bodies refused with a 4xx")
+CDRS_CREATED = Counter("cdrlog_cdrs_created", "CDRs created, by disposition", ["disposition"])
+CDRS_CLOSED = Counter(
+    "cdrlog_cdrs_closed", "CDRs closed (hangup or timeout), by disposition", ["disposition"]
+)
+INGEST_SECONDS = Histogram(
+    "cdrlog_ingest_seconds",
+    "From a request's events being checked to their commit",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+BATCH_SIZE = Histogram(
+    "cdrlog_batch_events",
+    "Events per group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+DATABASE_ERRORS = Counter("cdrlog_database_errors", "Failed database transactions")
+SPOOL_DEPTH = Gauge(
+    "cdrlog_spool_depth", "Events waiting in the spool for the database", multiprocess_mode="max"
+)
+
+
+KNOWN_EVENTS = frozenset({"ringing", "answer", "hangup", "link", "hold", "login", "logout"})
+
+
+def event_label(event: str | None) -> str:
+    """Event types as labels, bounded: senders choose the text, and labels cost memory."""
+    name = (event or "").lower()
+    return name if name in KNOWN_EVENTS else "other"
+
+
+def record_cdr_changes(changes: list[tuple[Cdr | None, Cdr]]) -> None:
+    for before, after in changes:
+        if before is None:
+            CDRS_CREATED.labels(after.disposition.value).inc()
+        was_open = before is None or before.status is Status.OPEN
+        if was_open and after.status is not Status.OPEN:
+            CDRS_CLOSED.labels(after.disposition.value).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text, summed over worker processes when there are several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,180 @@
+"""The API tokens a receiver knows: created, revoked and listed in the database, and
+held in memory as a snapshot of the active ones, so that checking a push's token costs
+no query and survives a database outage."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from cdrlog.core.tokens import Grant, TokenScope, digest, new_token, shown_prefix
+from cdrlog.service.ingest import Clock
+from cdrlog.store.database import in_transaction, read_only
+from cdrlog.store.tables import api_token
+
+log = logging.getLogger(__name__)
+
+MAX_REFUSED_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """The active tokens as last read, by hash, and when to read them again."""
+
+    grants: Mapping[str, Grant]
+    until: float
+    stale: bool = False  # the database could not be read last time
+
+
+class TokenStore:
+    """Tokens in the database, held in memory as a snapshot of the active ones, so a
+    push costs no query and a database outage does not turn pushes away (they go to
+    the spool): while the database is away the last snapshot stays in force.
+    A new or revoked token takes effect within `cache_seconds` (at once in this process).
+    """
+
+    def __init__(self, engine: Engine, clock: Clock, cache_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._known: _Known | None = None
+        # Bumped by every change made here: a snapshot read before it is not kept.
+        self._generation = 0
+        self._lock = threading.Lock()
+        # Hashes of tokens found unknown or revoked, until when: a client repeating a
+        # bad token costs one query per `cache_seconds`, not one per request.
+        self._refused: dict[str, float] = {}
+
+    def create(self, scope: TokenScope, team: str | None, note: str | None = None) -> Created:
+        if scope.has_team != (team is not None):
+            raise ValueError("push and read tokens need a team; admin and metrics tokens have none")
+        token = new_token(secrets.token_bytes(32))
+        values = {
+            "token_hash": digest(token),
+            "shown_as": shown_prefix(token),
+            "scope": scope.value,
+            "orgidentity": team,
+            "note": note,
+            "created_at": self.clock(),
+        }
+        key = in_transaction(
+            self.engine, lambda c: c.execute(api_token.insert(), values).inserted_primary_key
+        )
+        self.forget()
+        return Created(int(key[0]) if key else 0, token)
+
+    def revoke(self, token_id: int) -> bool:
+        statement = (
+            update(api_token)
+            .where(api_token.c.id == token_id, api_token.c.revoked_at.is_(None))
+            .values(revoked_at=self.clock())
+        )
+        revoked = in_transaction(self.engine, lambda c: c.execute(statement).rowcount)
+        self.forget()
+        return bool(revoked)
+
+    def listing(self) -> list[dict[str, Any]]:
+        query = select(api_token).order_by(api_token.c.id)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in read_only(connection).execute(query)]
+
+    def any_active(self) -> bool:
+        return bool(self.known().grants)
+
+    def grant(self, token: str) -> Grant | None:
+        """What `token` allows, or None for an unknown or revoked token."""
+        key = digest(token)
+        known = self.known()
+        found = known.grants.get(key)
+        if found is not None or known.stale or self._refused_lately(key):
+            return found
+        # Perhaps made after the snapshot was read (`cdrlog token create` a moment ago).
+        query = select(api_token.c.id).where(
+            api_token.c.token_hash == key, api_token.c.revoked_at.is_(None)
+        )
+        with self.engine.connect() as connection:
+            active = read_only(connection).execute(query).first() is not None
+        if active:
+            self.forget()
+            return self.known().grants.get(key)
+        with self._lock:
+            if len(self._refused) > MAX_REFUSED_KEPT:
+                self._refused.clear()  # garbage tokens must not grow memory without bound
+            self._refused[key] = time.monotonic() + self.cache_seconds
+        return None
+
+    def answers_from_memory(self, token: str | None) -> bool:
+        """Whether checking `token` reads no database (async callers ask first, and
+        check in a thread when it does)."""
+        known = self._known
+        if known is None or time.monotonic() >= known.until:
+            return False
+        if not token:
+            return True
+        key = digest(token)
+        return key in known.grants or known.stale or self._refused_lately(key)
+
+    def _refused_lately(self, key: str) -> bool:
+        until = self._refused.get(key)
+        return until is not None and time.monotonic() < until
+
+    def known(self) -> _Known:
+        """The snapshot, read again when it is due. Raises the database's error only
+        when no snapshot was ever read."""
+        known = self._known
+        if known is not None and time.monotonic() < known.until:
+            return known
+        # One reader at a time; the others go on with the snapshot they have.
+        if not self._lock.acquire(blocking=known is None):
+            return known  # type: ignore[return-value]  # not None: blocking otherwise
+        try:
+            return self._reload()
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._known = None
+            self._refused.clear()
+
+    def _reload(self) -> _Known:
+        known, generation = self._known, self._generation
+        if known is not None and time.monotonic() < known.until:
+            return known  # read by another thread meanwhile
+        columns = api_token.c
+        query = select(columns.id, columns.token_hash, columns.scope, columns.orgidentity)
+        try:
+            with self.engine.connect() as connection:
+                rows = read_only(connection).execute(query.where(columns.revoked_at.is_(None)))
+                grants = {
+                    row.token_hash: Grant(row.id, TokenScope(row.scope), row.orgidentity)
+                    for row in rows
+                }
+        except (OperationalError, InterfaceError) as error:
+            if known is None:
+                raise
+            if not known.stale:
+                log.warning("tokens cannot be read (%s); the last known ones stay in force", error)
+            # Tried again after a while, not by every request while the database is away.
+            retry = _Known(known.grants, time.monotonic() + max(self.cache_seconds, 1.0), True)
+            self._known = retry if generation == self._generation else None
+            return retry
+        fresh = _Known(grants, time.monotonic() + self.cache_seconds)
+        if generation == self._generation:
+            self._known = fresh
+        return fresh

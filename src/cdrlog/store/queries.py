@@ -1,0 +1,266 @@
+"""The SQL behind every reader: CDR listings, counts and statistics, on any backend.
+
+Statistics are aggregated by the database (GROUP BY), never by loading rows. Local days
+and hours are computed from UTC epoch seconds plus the zone's offsets (see
+`report.offset_spans`), because time zone support differs between the three databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from cdrlog.core.report import (
+    BUCKET_SECONDS,
+    DAY_SECONDS,
+    CdrFilter,
+    Cursor,
+    GroupBy,
+    NumberMatch,
+    OffsetSpan,
+    Sort,
+    Totals,
+)
+from cdrlog.core.rules import Disposition
+from cdrlog.store.tables import UtcDateTime, cdr
+
+
+class epoch_seconds(FunctionElement[int]):
+    """Whole UTC epoch seconds of a naive-UTC datetime column."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds, "mysql")
+@compiles(epoch_seconds, "mariadb")
+def _epoch_mysql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # TIMESTAMPDIFF, unlike UNIX_TIMESTAMP, ignores the session's time zone.
+    return (
+        f"TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {compiler.process(element.clauses, **kw)})"
+    )
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+class int_div(FunctionElement[int]):
+    """Integer division of two non-negative integers."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(int_div)
+def _int_div(element: int_div, compiler: SQLCompiler, **kw: Any) -> str:
+    left, right = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({left}) / ({right}))"
+
+
+@compiles(int_div, "mysql")
+@compiles(int_div, "mariadb")
+def _int_div_mysql(element: int_div, compiler: SQLCompiler, **kw: Any) -> str:
+    left, right = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(({left}) DIV ({right}))"
+
+
+class driver_time(FunctionElement[Any]):
+    """A naive-UTC datetime column as its driver hands it over fastest, for exports:
+    SQLAlchemy's per-value conversion is skipped, and on MySQL the server sends text
+    (PyMySQL parses datetimes in Python, several times slower than
+    `datetime.fromisoformat`). Text on SQLite and MySQL, a naive datetime on PostgreSQL.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(driver_time)
+def _driver_time(element: driver_time, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(driver_time, "mysql")
+@compiles(driver_time, "mariadb")
+def _driver_time_mysql(element: driver_time, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS CHAR)"
+
+
+def export_columns(names: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    """`names` of the cdr table, times as `driver_time`, in order."""
+    return [
+        driver_time(cdr.c[name]).label(name)
+        if isinstance(cdr.c[name].type, UtcDateTime)
+        else cdr.c[name]
+        for name in names
+    ]
+
+
+def conditions(wanted: CdrFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if wanted.teams is not None:
+        where.append(cdr.c.orgidentity.in_(wanted.teams) if wanted.teams else false())
+    if wanted.start_from is not None:
+        where.append(cdr.c.starttime >= wanted.start_from)
+    if wanted.start_to is not None:
+        where.append(cdr.c.starttime < wanted.start_to)
+    for column, value in (
+        (cdr.c.agentno, wanted.agentno),
+        (cdr.c.calltype, wanted.calltype),
+        (cdr.c.status, wanted.status),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if wanted.number is not None:
+        where.append(or_(_matches(cdr.c.src, wanted.number), _matches(cdr.c.dst, wanted.number)))
+    if wanted.src is not None:
+        where.append(_matches(cdr.c.src, wanted.src))
+    if wanted.dst is not None:
+        where.append(_matches(cdr.c.dst, wanted.dst))
+    if wanted.dispositions:
+        where.append(cdr.c.disposition.in_([d.value for d in wanted.dispositions]))
+    if wanted.min_billsec is not None:
+        where.append(cdr.c.billsec >= wanted.min_billsec)
+    return where
+
+
+def _matches(column: ColumnElement[Any], number: NumberMatch) -> ColumnElement[bool]:
+    if not number.prefix:
+        return column == number.digits
+    return column.startswith(number.digits, autoescape=True)
+
+
+def page(
+    wanted: CdrFilter,
+    sort: Sort,
+    after: Cursor | None,
+    ceiling: int,
+    size: int,
+    columns: list[ColumnElement[Any]] | None = None,
+) -> Select[Any]:
+    """One page in (starttime, id) order: a keyset walk, as fast deep as on page one.
+    Every column of the cdr table unless `columns` says which.
+
+    Past the first page, the cursor's time replaces the filter's bound on the side the
+    walk comes from (every row of the pages before was inside it): with a single bound
+    there, the index range starts at the cursor. Given both as parameters, SQLite ranges
+    from the filter's bound and steps over every row of the pages before, again per page.
+    """
+    newest = sort is Sort.NEWEST
+    order = (cdr.c.starttime.desc(), cdr.c.id.desc()) if newest else (cdr.c.starttime, cdr.c.id)
+    where = [cdr.c.id <= ceiling]
+    if after is None:
+        where += conditions(wanted)
+    elif newest:
+        where += conditions(replace(wanted, start_to=None))
+        where += [
+            cdr.c.starttime <= after.starttime,
+            or_(cdr.c.starttime < after.starttime, cdr.c.id < after.id),
+        ]
+    else:
+        where += conditions(replace(wanted, start_from=None))
+        where += [
+            cdr.c.starttime >= after.starttime,
+            or_(cdr.c.starttime > after.starttime, cdr.c.id > after.id),
+        ]
+    query = select(*columns) if columns else select(cdr)
+    return query.where(*where).order_by(*order).limit(size)
+
+
+def count(wanted: CdrFilter) -> Select[Any]:
+    return select(func.count()).select_from(cdr).where(*conditions(wanted))
+
+
+def highest_id() -> Select[Any]:
+    return select(func.max(cdr.c.id))
+
+
+def time_range(wanted: CdrFilter) -> Select[Any]:
+    return select(func.min(cdr.c.starttime), func.max(cdr.c.starttime)).where(*conditions(wanted))
+
+
+def call_days(wanted: CdrFilter) -> Select[Any]:
+    """The UTC days (epoch day numbers) that hold a matching call's start."""
+    day = int_div(epoch_seconds(cdr.c.starttime), literal(DAY_SECONDS)).label("day")
+    return select(day).where(*conditions(wanted)).group_by(day)
+
+
+def stats(wanted: CdrFilter, group_by: GroupBy, spans: list[OffsetSpan]) -> Select[Any]:
+    """One row per group: the group key(s), then the `Totals` columns in order."""
+    keys: list[ColumnElement[Any]]
+    if group_by is GroupBy.AGENT:
+        keys = [cdr.c.orgidentity, cdr.c.agentno]
+    elif group_by is GroupBy.TEAM:
+        keys = [cdr.c.orgidentity]
+    else:
+        local = epoch_seconds(cdr.c.starttime) + _offset(spans)
+        keys = [int_div(local, literal(BUCKET_SECONDS[group_by])).label("bucket")]
+    return select(*keys, *_totals()).where(*conditions(wanted)).group_by(*keys).order_by(*keys)
+
+
+def totals_of(row: Any, keys: int) -> Totals:
+    calls, answered, unanswered, busy, failed, talk, acd, ring = row[keys:]
+    return Totals(
+        calls=int(calls),
+        answered=int(answered or 0),
+        unanswered=int(unanswered or 0),
+        busy=int(busy or 0),
+        failed=int(failed or 0),
+        talk_time=int(talk or 0),
+        acd=None if acd is None else float(acd),
+        avg_ring_time=None if ring is None else float(ring),
+    )
+
+
+def _offset(spans: list[OffsetSpan]) -> ColumnElement[int]:
+    if len(spans) == 1:
+        return literal(spans[0].offset)
+    start = epoch_seconds(cdr.c.starttime)
+    whens = [(start < later.since, earlier.offset) for earlier, later in pairwise(spans)]
+    return case(*whens, else_=spans[-1].offset)
+
+
+def _count_of(*dispositions: Disposition) -> ColumnElement[int]:
+    hit = cdr.c.disposition.in_([d.value for d in dispositions])
+    return func.sum(case((hit, 1), else_=0))
+
+
+def _totals() -> list[ColumnElement[Any]]:
+    answered = cdr.c.disposition == Disposition.ANSWER.value
+    ring = epoch_seconds(cdr.c.answertime) - epoch_seconds(cdr.c.starttime)
+    return [
+        func.count().label("calls"),
+        _count_of(Disposition.ANSWER).label("answered"),
+        _count_of(Disposition.NOANSWER).label("unanswered"),
+        _count_of(Disposition.BUSY).label("busy"),
+        _count_of(Disposition.FAILED, Disposition.CONGESTION).label("failed"),
+        func.sum(cdr.c.billsec).label("talk_time"),
+        func.avg(cast(case((answered, cdr.c.billsec)), Float)).label("acd"),
+        func.avg(cast(case((answered, ring)), Float)).label("avg_ring_time"),
+    ]

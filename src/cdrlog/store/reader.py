@@ -1,0 +1,358 @@
+"""The read side: runs `cdrlog.store.queries` on an engine and hands back plain values.
+
+Listings are bounded in bytes as well as rows: a page ends early once its rows' JSON
+reaches `PAGE_BYTES`, and says where to go on. Columns a sender filled (an event's
+fields, a dead letter's body and reason) are cut in SQL, so a few huge rows never pass
+through the server whole; a row shows what was cut with a `*_truncated` flag. The
+budgets, and the pure code that sizes rows and shapes the cut values, are in
+`cdrlog.core.excerpts`; the SQL that cuts is here, beside the tables it reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    LargeBinary,
+    Row,
+    Select,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+)
+
+from cdrlog.core.excerpts import (
+    BODY_SHOWN,
+    FIELDS_SHOWN,
+    FIRST_BATCH,
+    LAST_BATCH,
+    LETTER_SHOWN,
+    PAGE_BYTES,
+    REASON_SHOWN,
+    TIMELINE_EVENTS,
+    event_excerpt,
+    fit,
+    json_size,
+    letter_excerpt,
+    utf8,
+)
+from cdrlog.core.exports import CDR_COLUMNS
+from cdrlog.core.report import (
+    CdrFilter,
+    Cursor,
+    GroupBy,
+    Sort,
+    StatsRow,
+    bucket_label,
+    offset_spans,
+    offset_spans_on,
+    stats_row,
+)
+from cdrlog.core.times import as_utc
+from cdrlog.store import queries
+from cdrlog.store.database import read_only
+from cdrlog.store.tables import call_event, cdr, dead_letter
+
+EXPORT_BATCH = 5000
+# Statistics over a longer stretch look only at the days that hold calls.
+WALKED_SPAN = timedelta(days=400)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    rows: list[dict[str, Any]]
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Rows newest first; `next_before` (the last row's id) when there may be more."""
+
+    rows: list[dict[str, Any]]
+    next_before: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    teams: tuple[str, ...] | None = None
+    sessionid: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class Reader:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def connect(self, snapshot: bool = False) -> Connection:
+        """A reading connection; with `snapshot`, its statements all see the database
+        as it was at the first (SQLite's transactions always do)."""
+        connection = read_only(self.engine.connect())
+        if snapshot and self.engine.dialect.name != "sqlite":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        return connection
+
+    def page(
+        self,
+        wanted: CdrFilter,
+        sort: Sort,
+        after: Cursor | None,
+        size: int,
+        budget: int = PAGE_BYTES,
+    ) -> Page:
+        """One page of CDRs, at most `size` of them and about `budget` bytes; the first
+        page fixes the snapshot the later ones walk."""
+        with self.connect(snapshot=after is None) as connection:
+            if after is None:
+                ceiling = connection.execute(queries.highest_id()).scalar() or 0
+                # One snapshot: every row it holds is at or under the ceiling, so the
+                # count needs no `id <=` (which would keep it off the smallest index).
+                total = connection.execute(queries.count(wanted)).scalar_one()
+            else:
+                ceiling, total, sort = after.ceiling, after.total, after.sort
+            query = queries.page(wanted, sort, after, ceiling, size + 1)
+            found = [dict(row._mapping) for row in connection.execute(query)]
+        # Every column of a CDR is narrow, so the page is read whole and then fitted.
+        rows, cut = fit(found[:size], budget)
+        following = None
+        if rows and (cut or len(found) > size):
+            last = rows[-1]
+            following = Cursor(last["starttime"], last["id"], ceiling, total, sort)
+        return Page(total=total, rows=rows, next_cursor=following)
+
+    def count(self, wanted: CdrFilter) -> int:
+        with self.connect() as connection:
+            total: int = connection.execute(queries.count(wanted)).scalar_one()
+        return total
+
+    def batches(
+        self, wanted: CdrFilter, sort: Sort, size: int = EXPORT_BATCH
+    ) -> Iterator[Sequence[Sequence[Any]]]:
+        """Every matching CDR that existed when the walk began, a batch of tuples in
+        `CDR_COLUMNS` order at a time, times as naive UTC as the driver gives them (see
+        `queries.driver_time`): memory stays flat for any count, and no transaction
+        stays open while a slow client reads."""
+        columns = queries.export_columns(CDR_COLUMNS)
+        starttime, identity = CDR_COLUMNS.index("starttime"), CDR_COLUMNS.index("id")
+        with self.connect() as connection:
+            ceiling = connection.execute(queries.highest_id()).scalar() or 0
+        after: Cursor | None = None
+        while True:
+            query = queries.page(wanted, sort, after, ceiling, size, columns)
+            with self.connect() as connection:
+                rows = connection.execute(query).all()
+            if rows:
+                yield rows
+            if len(rows) < size:
+                return
+            last = rows[-1]
+            after = Cursor(as_utc(last[starttime]), last[identity], ceiling, 0, sort)
+
+    def cdr(
+        self, cdr_id: int, teams: tuple[str, ...] | None, budget: int = PAGE_BYTES
+    ) -> dict[str, Any] | None:
+        """One CDR with its call's events (in event time order) under `events`: at most
+        `TIMELINE_EVENTS` of them and about `budget` bytes, `events_truncated` if more."""
+        query = select(cdr).where(cdr.c.id == cdr_id)
+        if teams is not None:
+            query = query.where(cdr.c.orgidentity.in_(teams))
+        timeline = select(*_event_columns()).order_by(call_event.c.event_time, call_event.c.id)
+        with self.connect() as connection:
+            row = connection.execute(query).first()
+            if row is None:
+                return None
+            found = dict(row._mapping)
+            timeline = timeline.where(
+                call_event.c.orgidentity == row.orgidentity,
+                call_event.c.sessionid == row.diallogid,
+            )
+            rows = _walk(connection, timeline, _later_event, TIMELINE_EVENTS + 1)
+            events, cut = fit(_events(rows), budget - json_size(found))
+        if len(events) > TIMELINE_EVENTS:
+            events, cut = events[:TIMELINE_EVENTS], True
+        return found | {"events": events, "events_truncated": cut}
+
+    def stats(self, wanted: CdrFilter, group_by: GroupBy, zone: ZoneInfo) -> list[StatsRow]:
+        with self.connect() as connection:
+            spans = []
+            if group_by in (GroupBy.DAY, GroupBy.HOUR):
+                first, last = connection.execute(queries.time_range(wanted)).one()
+                if first is None:
+                    return []
+                if last - first <= WALKED_SPAN:
+                    spans = offset_spans(zone, first, last)
+                else:
+                    # Calls far apart: only the days that hold calls are looked at.
+                    days = connection.execute(queries.call_days(wanted)).scalars()
+                    spans = offset_spans_on(zone, (int(day) for day in days))
+            rows = connection.execute(queries.stats(wanted, group_by, spans)).all()
+        if group_by is GroupBy.AGENT:
+            return [stats_row(r[1] or "", r[0], queries.totals_of(r, 2)) for r in rows]
+        if group_by is GroupBy.TEAM:
+            return [stats_row(r[0], r[0], queries.totals_of(r, 1)) for r in rows]
+        return [
+            stats_row(bucket_label(int(r[0]), group_by, zone), None, queries.totals_of(r, 1))
+            for r in rows
+        ]
+
+    def events(
+        self, wanted: EventFilter, before: int | None, size: int, budget: int = PAGE_BYTES
+    ) -> Listing:
+        """The journal, newest first; `before` is the id the previous page ended at."""
+        query = select(*_event_columns()).order_by(call_event.c.id.desc())
+        if wanted.teams is not None:
+            query = query.where(call_event.c.orgidentity.in_(wanted.teams))
+        if wanted.sessionid is not None:
+            query = query.where(call_event.c.sessionid == wanted.sessionid)
+        if wanted.since is not None:
+            query = query.where(call_event.c.event_time >= wanted.since)
+        if wanted.until is not None:
+            query = query.where(call_event.c.event_time < wanted.until)
+        if before is not None:
+            query = query.where(call_event.c.id < before)
+        with self.connect() as connection:
+            rows = _walk(connection, query, lambda row: call_event.c.id < row.id, size)
+            return _listing(_events(rows), size, budget)
+
+    def dead_letters(
+        self, teams: tuple[str, ...] | None, before: int | None, size: int, unresolved: bool
+    ) -> list[dict[str, Any]]:
+        """Whole dead letters, bodies and all, newest first (for exports)."""
+        query = select(dead_letter).order_by(dead_letter.c.id.desc()).limit(size)
+        query = _letters_where(query, teams, before, unresolved)
+        with self.connect() as connection:
+            return [_letter(row._mapping) for row in connection.execute(query)]
+
+    def dead_letter_listing(
+        self,
+        teams: tuple[str, ...] | None,
+        before: int | None,
+        size: int,
+        unresolved: bool,
+        budget: int = PAGE_BYTES,
+    ) -> Listing:
+        """Dead letters newest first, bodies and reasons cut (`body_truncated`,
+        `reason_truncated`)."""
+        query = select(*_letter_columns(BODY_SHOWN, REASON_SHOWN))
+        query = _letters_where(query.order_by(dead_letter.c.id.desc()), teams, before, unresolved)
+        with self.connect() as connection:
+            rows = _walk(connection, query, lambda row: dead_letter.c.id < row.id, size)
+            return _listing(
+                (letter_excerpt(row._mapping, BODY_SHOWN, REASON_SHOWN) for row in rows),
+                size,
+                budget,
+            )
+
+    def shown_dead_letter(
+        self, letter_id: int, teams: tuple[str, ...] | None
+    ) -> dict[str, Any] | None:
+        """One dead letter as a reader sees it: `LETTER_SHOWN` of its body and reason."""
+        query = select(*_letter_columns(LETTER_SHOWN, LETTER_SHOWN))
+        query = _letters_where(query.where(dead_letter.c.id == letter_id), teams, None, False)
+        with self.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else letter_excerpt(row._mapping, LETTER_SHOWN, LETTER_SHOWN)
+
+    def unresolved_dead_letter_ids(self, teams: tuple[str, ...] | None) -> list[int]:
+        """Ids of the dead letters still to be dealt with, oldest first: a retry after an
+        upgrade stores events in the order they were refused."""
+        query = select(dead_letter.c.id).where(dead_letter.c.resolved_at.is_(None))
+        if teams is not None:
+            query = query.where(dead_letter.c.orgidentity.in_(teams))
+        with self.connect() as connection:
+            return [row.id for row in connection.execute(query.order_by(dead_letter.c.id))]
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
+        with self.connect() as connection:
+            row = connection.execute(
+                select(dead_letter).where(dead_letter.c.id == letter_id)
+            ).first()
+        return None if row is None else _letter(row._mapping)
+
+
+def _letters_where(
+    query: Select[Any], teams: tuple[str, ...] | None, before: int | None, unresolved: bool
+) -> Select[Any]:
+    if teams is not None:
+        query = query.where(dead_letter.c.orgidentity.in_(teams))
+    if before is not None:
+        query = query.where(dead_letter.c.id < before)
+    if unresolved:
+        query = query.where(dead_letter.c.resolved_at.is_(None))
+    return query
+
+
+def _walk(
+    connection: Connection,
+    query: Select[Any],
+    following: Callable[[Row[Any]], ColumnElement[bool]],
+    most: int,
+) -> Iterator[Row[Any]]:
+    """Up to `most` rows of the ordered `query`, a batch at a time (a keyset walk:
+    `following(row)` selects the rows after `row`), so a reader that stops early never
+    had the rest sent. Drivers buffer a whole result, so one big query would."""
+    after: ColumnElement[bool] | None = None
+    batch = FIRST_BATCH
+    while most > 0:
+        take = min(most, batch)
+        rest = query if after is None else query.where(after)
+        rows = connection.execute(rest.limit(take)).all()
+        yield from rows
+        if len(rows) < take:
+            return
+        most -= take
+        after = following(rows[-1])
+        batch = min(2 * batch, LAST_BATCH)
+
+
+def _later_event(row: Row[Any]) -> ColumnElement[bool]:
+    """The events after `row` in timeline order (event time, then id)."""
+    time, id_ = call_event.c.event_time, call_event.c.id
+    return or_(time > row.event_time, and_(time == row.event_time, id_ > row.id))
+
+
+def _listing(rows: Iterable[dict[str, Any]], size: int, budget: int) -> Listing:
+    kept, cut = fit(rows, budget)
+    more = kept and (cut or len(kept) == size)
+    return Listing(kept, kept[-1]["id"] if more else None)
+
+
+def _event_columns() -> list[ColumnElement[Any]]:
+    """The journal's columns for readers: `fields` read one character past what is shown
+    (so a cut is seen), the fingerprint left out."""
+    kept = [c for c in call_event.c if c.name not in ("fields", "fingerprint")]
+    fields = func.substr(call_event.c.fields, 1, FIELDS_SHOWN + 1, type_=Text())
+    return [*kept, fields.label("fields")]
+
+
+def _events(rows: Iterable[Row[Any]]) -> Iterator[dict[str, Any]]:
+    return (event_excerpt(row._mapping) for row in rows)
+
+
+def _letter_columns(body: int, reason: int) -> list[ColumnElement[Any]]:
+    left_out = ("body", "reason")
+    kept = [c for c in dead_letter.c if c.name not in left_out]
+    return [
+        *kept,
+        func.substr(dead_letter.c.body, 1, body + 1, type_=LargeBinary()).label("body"),
+        func.substr(dead_letter.c.reason, 1, reason + 1, type_=Text()).label("reason"),
+    ]
+
+
+def _letter(values: Any) -> dict[str, Any]:
+    shown = dict(values)
+    shown["reason"] = json.loads(shown["reason"])
+    shown["raw_body"] = shown.pop("body")
+    shown["body"] = utf8(shown["raw_body"])
+    return shown

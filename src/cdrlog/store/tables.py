@@ -1,0 +1,304 @@
+"""The SQL tables (SQLAlchemy Core), and the only place rows become domain values.
+
+Every time column holds naive UTC; `UtcDateTime` converts at this boundary so the rest
+of the code sees aware datetimes only. On MySQL/MariaDB the migrations give every table a
+binary NO PAD collation, so `abc`, `ABC` and `abc ` are three sessions there as they are
+on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    and_,
+    or_,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeEngine
+
+from cdrlog.core.cdr import Cdr
+from cdrlog.core.events import CallEvent
+from cdrlog.core.rules import Disposition, Status
+from cdrlog.core.times import from_utc_naive, to_utc_naive
+
+MYSQL = ("mysql", "mariadb")
+TABLE_OPTIONS: Mapping[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), *MYSQL)
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, naive UTC with microseconds in the column, aware UTC out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in MYSQL:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else to_utc_naive(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_utc_naive(value)
+
+
+metadata = MetaData()
+
+cdr = Table(
+    "cdr",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    Column("diallogid", String(128), nullable=False),
+    Column("calltype", String(16), nullable=False),
+    Column("target", String(16), nullable=False),
+    Column("src", String(64)),
+    Column("dst", String(64)),
+    Column("agentno", String(64)),
+    Column("starttime", UtcDateTime(), nullable=False),
+    Column("answertime", UtcDateTime()),
+    Column("endtime", UtcDateTime()),
+    Column("duration", Integer),
+    Column("billsec", Integer),
+    Column("disposition", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("did", String(64)),
+    Column("agent_group", String(64)),
+    Column("hold_seconds", Integer),
+    Column("transferred_to", String(64)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
+    # Paging walks (starttime, id); statistics read the rest without touching the rows.
+    Index(
+        "ix_cdr_starttime",
+        "starttime",
+        "id",
+        "orgidentity",
+        "agentno",
+        "disposition",
+        "billsec",
+        "answertime",
+    ),
+    Index("ix_cdr_team_starttime", "orgidentity", "starttime", "id"),
+    Index("ix_cdr_agent", "orgidentity", "agentno", "starttime"),
+    **TABLE_OPTIONS,
+)
+
+# The journal: every accepted event verbatim (`fields`, JSON) with what was parsed from it.
+call_event = Table(
+    "call_event",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    Column("fingerprint", String(40), nullable=False),
+    Column("sessionid", String(128)),
+    Column("calltype", String(32)),
+    Column("source", String(16)),
+    Column("event", String(32), nullable=False),
+    Column("event_time", UtcDateTime(), nullable=False),
+    Column("activenum", String(64)),
+    Column("agentno", String(64)),
+    Column("agentphone", String(64)),
+    Column("hangupcause", String(64)),
+    Column("calleridnum", String(64)),
+    Column("didnumber", String(64)),
+    Column("uniqueid", String(64)),
+    Column("agent_group", String(64)),
+    Column("eventid", BigInteger),
+    Column("fields", LongText, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("orgidentity", "fingerprint", name="uq_call_event_fingerprint"),
+    # A call's events; and, under a NULL sessionid, an agent's events newest first.
+    Index("ix_call_event_session", "orgidentity", "sessionid", "agentno", "event_time"),
+    Index("ix_call_event_received", "received_at"),
+    **TABLE_OPTIONS,
+)
+
+# One row per call ever seen: the row each ingest locks so that the events of one call
+# are folded one transaction at a time, while different calls proceed in parallel.
+call_session = Table(
+    "call_session",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    Column("sessionid", String(128), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("orgidentity", "sessionid", name="uq_call_session"),
+    **TABLE_OPTIONS,
+)
+
+agent = Table(
+    "agent",
+    metadata,
+    Column("orgidentity", String(64), primary_key=True),
+    Column("agentno", String(64), primary_key=True),
+    Column("phone", String(64)),
+    Column("phone_time", UtcDateTime()),
+    Column("agent_group", String(64)),
+    Column("group_time", UtcDateTime()),
+    Column("logged_in", Boolean, nullable=False),
+    Column("event_time", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+dead_letter = Table(
+    "dead_letter",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("orgidentity", String(64)),
+    Column("path", String(255), nullable=False),
+    Column("content_type", String(255)),
+    Column("remote_addr", String(64)),
+    Column("body", Blob, nullable=False),
+    Column("truncated", Boolean, nullable=False),
+    Column("reason", LongText, nullable=False),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolution", String(255)),
+    Index("ix_dead_letter_received", "received_at"),
+    **TABLE_OPTIONS,
+)
+
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("shown_as", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("orgidentity", String(64)),
+    Column("note", String(255)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime()),
+    UniqueConstraint("token_hash", name="uq_api_token_hash"),
+    **TABLE_OPTIONS,
+)
+
+
+def pairs_in(
+    first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[str, str]]
+) -> ColumnElement[bool]:
+    """`(first, second) IN pairs`, written so every database uses its composite index:
+    per team, `team = ? AND x IN (...)` (SQLite scans, and MariaDB uses only the first
+    column, for a row-value IN list)."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for left, right in sorted(set(pairs)):
+        grouped[left].append(right)
+    return or_(*(and_(first == left, second.in_(rights)) for left, rights in grouped.items()))
+
+
+# What parsing an event's fields determines (`rebuild` parses them again).
+CALL_EVENT_PARSED = (
+    "calltype",
+    "source",
+    "event",
+    "event_time",
+    "activenum",
+    "agentno",
+    "agentphone",
+    "hangupcause",
+    "calleridnum",
+    "didnumber",
+    "uniqueid",
+    "agent_group",
+    "eventid",
+)
+# What parsing an agent's event (one of no call) determines.
+AGENT_EVENT_PARSED = ("event", "event_time", "agentno", "agentphone", "agent_group", "eventid")
+# What `call_event_from_row` reads: a fold needs neither the raw fields nor receipt times.
+CALL_EVENT_FOLDED = ("orgidentity", "sessionid", *CALL_EVENT_PARSED)
+
+
+def call_event_from_row(row: Row[Any]) -> CallEvent:
+    return CallEvent(
+        team=row.orgidentity,
+        sessionid=row.sessionid,
+        calltype=row.calltype or "",
+        source=row.source or "",
+        event=row.event,
+        event_time=row.event_time,
+        activenum=row.activenum,
+        agentno=row.agentno,
+        agentphone=row.agentphone,
+        hangupcause=row.hangupcause,
+        calleridnum=row.calleridnum,
+        didnumber=row.didnumber,
+        uniqueid=row.uniqueid,
+        agent_group=row.agent_group,
+        eventid=row.eventid,
+    )
+
+
+def cdr_from_row(row: Row[Any]) -> Cdr:
+    return Cdr(
+        team=row.orgidentity,
+        diallogid=row.diallogid,
+        calltype=row.calltype,
+        target=row.target,
+        src=row.src,
+        dst=row.dst,
+        agentno=row.agentno,
+        starttime=row.starttime,
+        answertime=row.answertime,
+        endtime=row.endtime,
+        duration=row.duration,
+        billsec=row.billsec,
+        disposition=Disposition(row.disposition),
+        status=Status(row.status),
+        did=row.did,
+        agent_group=row.agent_group,
+        hold_seconds=row.hold_seconds,
+        transferred_to=row.transferred_to,
+    )
+
+
+def cdr_values(record: Cdr) -> dict[str, Any]:
+    """The columns a fold determines (everything but ids and bookkeeping times)."""
+    return {
+        "orgidentity": record.team,
+        "diallogid": record.diallogid,
+        "calltype": record.calltype,
+        "target": record.target,
+        "src": record.src,
+        "dst": record.dst,
+        "agentno": record.agentno,
+        "starttime": record.starttime,
+        "answertime": record.answertime,
+        "endtime": record.endtime,
+        "duration": record.duration,
+        "billsec": record.billsec,
+        "disposition": record.disposition.value,
+        "status": record.status.value,
+        "did": record.did,
+        "agent_group": record.agent_group,
+        "hold_seconds": record.hold_seconds,
+        "transferred_to": record.transferred_to,
+    }

@@ -1,0 +1,191 @@
+"""Who may do what: tokens presented with a request, checked against the token store.
+
+With no token in the store the service is open (it then listens on loopback only,
+unless the operator says otherwise). Once any token exists, every push needs a push
+token of its team (or an admin token) and every read a read token (which sees only its
+team) or an admin token. A token comes as `Authorization: Bearer ...`, as `?token=...`
+(asterCC can only be given a URL), or as the dashboard's session cookie.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from math import ceil
+
+from fastapi import HTTPException, Request
+
+from cdrlog.core.scope import Scope
+from cdrlog.core.tokens import Grant, TokenScope, csrf_value
+from cdrlog.service.settings import Settings
+from cdrlog.service.tokenstore import TokenStore
+from cdrlog.web.limits import Buckets
+
+SESSION_COOKIE = "cdrlog_session"
+CSRF_COOKIE = "cdrlog_csrf"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def presented(request: Request) -> tuple[str | None, bool]:
+    """The token the request carries, and whether it came from the session cookie."""
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip(), False
+    query = request.query_params.get("token")
+    if query:
+        return query, False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def _store(request: Request) -> TokenStore:
+    store: TokenStore = request.app.state.tokens
+    return store
+
+
+def required_grant(request: Request) -> Grant | None:
+    """The request's grant; None when the service is open. 401 without a valid token."""
+    store = _store(request)
+    if not store.any_active():
+        if _may_be_open(request):
+            _refuse_browsers_elsewhere(request)
+            return None
+        raise HTTPException(
+            401,
+            "no token exists and this service is not on loopback only: create one with "
+            "`cdrlog token create`",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    token, from_cookie = presented(request)
+    if not token:
+        raise HTTPException(401, "a token is required", {"WWW-Authenticate": "Bearer"})
+    found = store.grant(token)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
+    if from_cookie and request.method in UNSAFE_METHODS:
+        _check_csrf(request)
+    buckets: Buckets = request.app.state.token_buckets
+    wait = buckets.take(str(found.token_id))
+    if wait:
+        raise HTTPException(
+            429, "too many requests with this token", {"Retry-After": str(ceil(wait))}
+        )
+    return found
+
+
+def reader_scope(request: Request) -> Scope:
+    """The teams this reader may see (dependency of every read endpoint)."""
+    found = required_grant(request)
+    if found is None:
+        return Scope(None)
+    teams = found.readable_teams()
+    if teams == ():
+        raise HTTPException(403, f"a {found.scope.value} token cannot read calls")
+    return Scope(teams)
+
+
+def admin_only(request: Request) -> None:
+    found = required_grant(request)
+    if found is not None and found.scope is not TokenScope.ADMIN:
+        raise HTTPException(403, "this needs an admin token")
+
+
+def metrics_reader(request: Request) -> None:
+    found = required_grant(request)
+    if found is not None and found.scope not in (TokenScope.ADMIN, TokenScope.METRICS):
+        raise HTTPException(403, "this needs a metrics or admin token")
+
+
+def pushable_team(request: Request, team: str | None) -> str | None:
+    """The team a push may write: the URL's, checked against the token; for the generic
+    URL, a push token's own team (so each event's orgidentity must be it)."""
+    found = required_grant(request)
+    if found is None or found.scope is TokenScope.ADMIN:
+        return team
+    if found.scope is not TokenScope.PUSH:
+        raise HTTPException(403, "this token may not push events")
+    if team is None:
+        return found.team
+    if not found.may_push(team):
+        raise HTTPException(403, f"this token may not push events for team {team!r}")
+    return team
+
+
+def _may_be_open(request: Request) -> bool:
+    """Without tokens, only loopback is served (unless the operator allowed more): the
+    bind address, and the client as a reverse proxy reports it."""
+    settings: Settings = request.app.state.settings
+    if settings.allow_open:
+        return True
+    client = request.client.host if request.client else ""
+    return is_loopback(settings.host) and (is_loopback(client) or not _is_address(client))
+
+
+def _refuse_browsers_elsewhere(request: Request) -> None:
+    """Without tokens, only requests a page on another site cannot make are served.
+
+    DNS rebinding points a name the attacker owns at this address, so its requests
+    name that host: only addresses, localhost and the configured names are served.
+    A page on another origin can still send a form POST (no preflight): a browser
+    marks it with `Origin` or `Sec-Fetch-Site`, which asterCC's own POSTs never carry.
+    """
+    settings: Settings = request.app.state.settings
+    client = request.client.host if request.client else ""
+    if not _is_address(client):
+        return  # called in-process (tests, ASGI embedding): no browser involved
+    host = _host_name(request.headers.get("host", ""))
+    # Browsers always name the host; a client that names none is no page's.
+    if host and not (host == "localhost" or _is_address(host) or host in settings.allowed_hosts):
+        raise HTTPException(
+            403, "this Host is not served without tokens: add it to CDRLOG_ALLOWED_HOSTS"
+        )
+    if request.method not in UNSAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    fetched_from = request.headers.get("sec-fetch-site", "")
+    if fetched_from in ("cross-site", "same-site") or (
+        origin is not None and _host_name(origin.partition("://")[2]) != host
+    ):
+        raise HTTPException(403, "a request from another site's page is refused")
+
+
+def _host_name(authority: str) -> str:
+    """`host[:port]` or `[v6]:port` to the bare, lower-case host."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else authority
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(host: str) -> bool:
+    """In-process callers (tests, ASGI embedding) have a name, not an address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_csrf(request: Request) -> None:
+    """Cookie-authenticated changes must echo the readable CSRF cookie in a header."""
+    if request.cookies.get(SESSION_COOKIE):
+        _check_csrf(request)
+
+
+def _check_csrf(request: Request) -> None:
+    """The header must carry the value derived from this session's own token: one
+    learnt from another session is worth nothing here."""
+    session = request.cookies.get(SESSION_COOKIE, "")
+    given = request.headers.get(CSRF_HEADER, "")
+    if not session or not secrets.compare_digest(csrf_value(session), given):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token header")

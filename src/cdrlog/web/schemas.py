@@ -1,0 +1,271 @@
+"""What the API returns, field by field (these become the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from cdrlog.core.excerpts import BODY_SHOWN, FIELDS_SHOWN, LETTER_SHOWN, PAGE_BYTES, TIMELINE_EVENTS
+from cdrlog.core.report import GroupBy, StatsRow
+from cdrlog.store.agents import AgentStatus
+
+TIME = "ISO-8601 with the offset of the chosen zone (`tz`)"
+
+
+class CdrOut(BaseModel):
+    """One call's record: the `cdr` table's columns."""
+
+    id: int
+    orgidentity: str = Field(description="team")
+    diallogid: str = Field(description="asterCC's sessionid of the call")
+    calltype: str = Field(description="dialout or dialin")
+    target: str = Field(description="DialOut or DialIn")
+    src: str | None = Field(description="outbound: agent's phone; inbound: customer's number")
+    dst: str | None = Field(description="outbound: customer's number; inbound: agent's phone")
+    agentno: str | None = Field(description="agent number")
+    starttime: str = Field(description=f"when the call started ringing; {TIME}")
+    answertime: str | None = Field(description=f"when answered, null if never; {TIME}")
+    endtime: str | None = Field(description=f"first hangup, null while in progress; {TIME}")
+    duration: int | None = Field(description="seconds, endtime - starttime; null while open")
+    billsec: int | None = Field(
+        description="seconds, endtime - answertime; 0 if unanswered; null while open"
+    )
+    disposition: str = Field(description="ANSWER, NOANSWER, BUSY, FAILED or CONGESTION")
+    status: str = Field(description="open, closed, or timeout (no hangup ever came)")
+    did: str | None = Field(description="the DID the customer dialled (`didnumber`)")
+    agent_group: str | None = Field(
+        description="the AgentGroupId (queue) of the handling agent's leg, else of any event"
+    )
+    hold_seconds: int | None = Field(
+        description="seconds on hold between answer and end; 0 if never held or unanswered; "
+        "null while open"
+    )
+    transferred_to: str | None = Field(
+        description="number of the consulted party who joined first (a transfer or "
+        "conference); null if nobody joined"
+    )
+    created_at: str = Field(description=f"when cdrlog wrote the row; {TIME}")
+    updated_at: str = Field(description=f"when cdrlog last changed the row; {TIME}")
+
+
+class CdrPage(BaseModel):
+    total: int = Field(description="CDRs matching, as of the first page")
+    count: int = Field(description="CDRs on this page")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+    cdrs: list[CdrOut]
+
+
+class EventOut(BaseModel):
+    """One journaled event: what was parsed from it, and `fields` exactly as received."""
+
+    id: int
+    orgidentity: str
+    sessionid: str | None
+    calltype: str | None
+    source: str | None = Field(
+        description="the leg: AGENT (the agent's own), CALLER (who called), CALLEE (who was "
+        "called), CONSULT (a consulted third party) or CONVERSATION (the whole call)"
+    )
+    event: str
+    event_time: str = Field(description=f"eventTime; {TIME}")
+    activenum: str | None
+    agentno: str | None
+    agentphone: str | None
+    hangupcause: str | None
+    calleridnum: str | None
+    didnumber: str | None
+    uniqueid: str | None = Field(description="the leg's channel id")
+    agent_group: str | None = Field(description="AgentGroupId")
+    eventid: int | None = Field(description="the sender's event counter, when all digits")
+    fields: dict[str, Any] = Field(
+        description="every field as pushed, extras included; only what fits in "
+        f"{FIELDS_SHOWN >> 10} KiB of stored text (see `fields_truncated`)"
+    )
+    fields_truncated: bool = Field(
+        False,
+        description="`fields` holds only the members before the cut (the last one possibly "
+        "cut short itself); the columns above are always whole",
+    )
+    received_at: str = Field(description=f"when cdrlog stored it; {TIME}")
+
+
+class CdrDetail(CdrOut):
+    events: list[EventOut] = Field(description="the call's events in event time order")
+    events_truncated: bool = Field(
+        False,
+        description=f"only the first events are here (at most {TIMELINE_EVENTS:,}, and about "
+        f"{PAGE_BYTES >> 20} MiB); `GET /api/v1/events?team=&sessionid=` pages through all",
+    )
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_before: int | None = Field(
+        description="pass as `before` for the next page (which may be empty); null at the end"
+    )
+
+
+class StatsOut(BaseModel):
+    group: str = Field(description="agent number, team, local day (YYYY-MM-DD) or local hour")
+    team: str | None = Field(description="the team, when grouping by agent or team")
+    calls: int
+    answered: int
+    unanswered: int = Field(description="NOANSWER")
+    busy: int
+    failed: int = Field(description="FAILED or CONGESTION")
+    asr: float = Field(description="answer-seizure ratio: answered / calls, 0..1")
+    acd: float | None = Field(description="average call duration: mean billsec of answered calls")
+    talk_time: int = Field(description="total billsec, seconds")
+    avg_ring_time: float | None = Field(
+        description="mean seconds from start to answer, over answered calls"
+    )
+
+    @classmethod
+    def of(cls, row: StatsRow) -> StatsOut:
+        return cls(
+            group=row.group,
+            team=row.team,
+            calls=row.calls,
+            answered=row.answered,
+            unanswered=row.unanswered,
+            busy=row.busy,
+            failed=row.failed,
+            asr=row.asr,
+            acd=row.acd,
+            talk_time=row.talk_time,
+            avg_ring_time=row.avg_ring_time,
+        )
+
+
+class Stats(BaseModel):
+    group_by: GroupBy
+    tz: str
+    rows: list[StatsOut]
+
+
+AgentState = Literal["available", "on_call", "paused", "after_call_work", "logged_out"]
+
+
+class AgentOut(BaseModel):
+    """One agent of a team and the state it is in now."""
+
+    orgidentity: str = Field(description="team")
+    agentno: str = Field(description="agent number")
+    phone: str | None = Field(description="the phone the registry binds the agent to")
+    agent_group: str | None = Field(description="the agent's AgentGroupId (queue)")
+    state: AgentState = Field(
+        description="on_call while a call it answered goes on; otherwise after its latest "
+        "login/logoff/paused/nopaused/hangupacw/acwstop (after_call_work: wrap-up)"
+    )
+    state_since: str | None = Field(
+        description=f"when the agent entered `state`; null if it never reported one; {TIME}"
+    )
+
+    @classmethod
+    def of(cls, status: AgentStatus, zone: ZoneInfo) -> AgentOut:
+        since = status.state_since
+        # Validated, not built: a state outside the documented five must fail loudly.
+        return cls.model_validate(
+            {
+                "orgidentity": status.team,
+                "agentno": status.agentno,
+                "phone": status.phone,
+                "agent_group": status.agent_group,
+                "state": status.state,
+                "state_since": None if since is None else since.astimezone(zone).isoformat(),
+            }
+        )
+
+
+class AgentList(BaseModel):
+    agents: list[AgentOut] = Field(description="sorted by team, then agent number")
+
+
+class DeadLetterOut(BaseModel):
+    """A refused body, kept for an operator."""
+
+    id: int
+    received_at: str = Field(description=TIME)
+    orgidentity: str | None = Field(description="team of the URL it was pushed to")
+    path: str
+    content_type: str | None
+    remote_addr: str | None
+    body: str = Field(
+        description="the body as text (invalid UTF-8 replaced): in a listing its first "
+        f"{BODY_SHOWN >> 10} KiB, alone its first {LETTER_SHOWN >> 20} MiB (`body_truncated`)"
+    )
+    truncated: bool = Field(description="only the start of an oversized body was kept")
+    body_truncated: bool = Field(
+        False,
+        description="`body` is only the start of what was kept (see `truncated` for what "
+        "was refused); `GET /api/v1/rejected/{id}` shows more of it",
+    )
+    reason: dict[str, Any] = Field(description="field -> what was wrong")
+    reason_truncated: bool = Field(
+        False, description="`reason` holds only the fields before the cut"
+    )
+    resolved_at: str | None = Field(description=f"when a retry stored it; {TIME}")
+    resolution: str | None
+
+
+class DeadLetterPage(BaseModel):
+    rejected: list[DeadLetterOut]
+    next_before: int | None = Field(
+        description="pass as `before` for the next page (which may be empty); null at the end"
+    )
+
+
+class RetryOut(BaseModel):
+    id: int
+    status: str = Field(description="resolved, or rejected (still refused)")
+    stored: int
+    duplicate: int
+    errors: dict[str, Any] = Field(description="why it is still refused")
+
+
+class PushEvent(BaseModel):
+    """One call event as asterCC pushes it: every value a string. Extra fields are kept."""
+
+    model_config = {"extra": "allow"}
+
+    sessionid: str | None = Field(None, description="the call; agent events have none")
+    calltype: str | None = Field(
+        None, description="dialout or dialin (else `from`; others stored, no CDR)"
+    )
+    source: str | None = Field(
+        None, description="AGENT, CALLER, CALLEE, CONSULT or CONVERSATION (others stored, no CDR)"
+    )
+    event: str = Field(
+        description="call: ringing, answer, hangup, incoming, join, onhold, resume; agent: "
+        "login, logoff, paused, nopaused, hangupacw, acwstop, ...; others stored"
+    )
+    eventTime: str = Field(
+        description="'YYYY-MM-DD HH:MM:SS' (PBX zone), ISO-8601 with offset, or epoch seconds"
+    )
+    eventid: str | None = Field(None, description="increases per event; orders equal times")
+    activenum: str | None = Field(None, description="this leg's number; required for ringing")
+    agentno: str | None = Field(None, description="the agent's number")
+    agentphone: str | None = Field(None, description="the agent's phone (extension)")
+    AgentGroupId: str | None = Field(None, description="the agent's group (queue)")
+    didnumber: str | None = Field(None, description="the DID the customer dialled")
+    calleridnum: str | None = Field(None, description="the caller's number")
+    uniqueid: str | None = Field(None, description="this leg's channel id")
+    orgidentity: str | None = Field(None, description="the team; must match the URL's")
+    hangupcause: str | None = Field(None, description="Q.850 code (17) or word (busy, ...)")
+
+
+def push_body() -> dict[str, Any]:
+    """The OpenAPI request body of the push endpoints."""
+    event = PushEvent.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": event},
+            "multipart/form-data": {"schema": event},
+            "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event}]}},
+        },
+    }

@@ -1,0 +1,73 @@
+"""The dashboard's sign-in: a token exchanged for a secure, HTTP-only session cookie.
+
+The cookie holds the token itself (revoking the token ends the session). A second,
+readable cookie carries a CSRF value, derived from the token, that state-changing
+requests must echo in the `X-CSRF-Token` header when they rely on the session cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from cdrlog.core.tokens import TokenScope, csrf_value
+from cdrlog.service.tokenstore import TokenStore
+from cdrlog.web.auth import CSRF_COOKIE, SESSION_COOKIE, check_csrf, presented
+
+router = APIRouter(prefix="/api/v1", tags=["session"])
+SESSION_SECONDS = 12 * 3600
+
+
+class SignIn(BaseModel):
+    token: str
+
+
+def _state(request: Request) -> dict[str, Any]:
+    store: TokenStore = request.app.state.tokens
+    required = store.any_active()
+    token, _ = presented(request)
+    found = store.grant(token) if token and required else None
+    return {
+        "required": required,
+        "signed_in": found is not None,
+        "scope": found.scope.value if found else None,
+        "team": found.team if found else None,
+    }
+
+
+@router.get("/session", summary="Whether the dashboard needs a token, and whose it has")
+def session_state(request: Request) -> dict[str, Any]:
+    return _state(request)
+
+
+@router.post("/session", summary="Sign in with a read or admin token (sets a session cookie)")
+def sign_in(request: Request, body: SignIn) -> JSONResponse:
+    store: TokenStore = request.app.state.tokens
+    found = store.grant(body.token)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked token")
+    if found.scope is TokenScope.PUSH:
+        raise HTTPException(403, "a push token cannot read; use a read or admin token")
+    csrf = csrf_value(body.token)
+    answer = JSONResponse({"signed_in": True, "scope": found.scope.value, "team": found.team})
+    answer.set_cookie(
+        SESSION_COOKIE,
+        body.token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        secure=True,
+        samesite="strict",
+    )
+    answer.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_SECONDS, secure=True, samesite="strict")
+    return answer
+
+
+@router.delete("/session", summary="Sign out", dependencies=[Depends(check_csrf)])
+def sign_out() -> JSONResponse:
+    answer = JSONResponse({"signed_in": False})
+    answer.delete_cookie(SESSION_COOKIE, secure=True, httponly=True, samesite="strict")
+    answer.delete_cookie(CSRF_COOKIE, secure=True, samesite="strict")
+    return answer

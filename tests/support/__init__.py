@@ -1,0 +1,1 @@
+"""What several test modules share: servers, browsers, chaos checks, scenario tables, factories."""
