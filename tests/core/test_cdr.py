@@ -14,9 +14,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdrlog.core.cdr import Cdr, fold_call
+from cdrlog.core.cdr import fold_call
 from cdrlog.core.events import AGENT as AGENT_LEG
 from cdrlog.core.events import CALLEE, CALLER, CONSULT, CONVERSATION, SOURCES, CallEvent
+from cdrlog.core.record import Cdr
 from cdrlog.core.rules import CALL_TYPES, CDR_EVENTS, DIALIN, DIALOUT, Disposition, Status
 
 TEAM = "acme"

@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cdrlog.core.cdr import Cdr, fold_call
+from cdrlog.core.cdr import fold_call
+from cdrlog.core.record import Cdr
 from support.scenarios import (
     EXPECTED_COLUMNS,
     FILES,

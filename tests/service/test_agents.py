@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import Rejection, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor
+from cdrlog.service.ingest import Ingestor
 from cdrlog.store import agents
 from conftest import empty_tables
 

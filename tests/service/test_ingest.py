@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from cdrlog.core.accepted import Accepted, Outcome
 from cdrlog.core.events import Rejection, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor, Outcome
+from cdrlog.service.ingest import Ingestor
 from cdrlog.store.tables import agent, call_event, cdr
 from conftest import empty_tables
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cdrlog.service.ingest import DeadLetter, Ingestor
+from cdrlog.service.ingest import Ingestor
 from cdrlog.sim.traffic import generate_calls
+from cdrlog.store.deadletters import DeadLetter
 from support.listing import START, push, walk
 
 

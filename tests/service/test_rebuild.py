@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
 from cdrlog.cli.main import cli
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import Rejection, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor
-from cdrlog.service.rebuild import Scope, rebuild
+from cdrlog.service.ingest import Ingestor
+from cdrlog.service.rebuild import Selection, rebuild
 from cdrlog.sim.traffic import GeneratedCall, generate_calls
 from cdrlog.store.tables import cdr
 from conftest import Backend
@@ -52,14 +53,14 @@ def test_fixing_the_pbx_zone_moves_every_cdr_by_the_offset(engine: Engine) -> No
     ingestor = ingest(engine, calls, ZoneInfo("UTC"))
     wrong = starts(engine)
 
-    summary = rebuild(ingestor, SHANGHAI, Scope())
+    summary = rebuild(ingestor, SHANGHAI, Selection())
 
     fixed = starts(engine)
     assert summary.calls == len(calls)
     assert summary.cdrs_changed == len(calls)
     assert summary.events_reparsed == sum(len(c.events) + len(c.agent_events) for c in calls)
     assert {k: wrong[k] - fixed[k] for k in wrong} == dict.fromkeys(wrong, timedelta(hours=8))
-    again = rebuild(ingestor, SHANGHAI, Scope())
+    again = rebuild(ingestor, SHANGHAI, Selection())
     assert (again.events_reparsed, again.cdrs_changed) == (0, 0)
 
 
@@ -68,7 +69,7 @@ def test_a_dry_run_reports_the_same_and_changes_nothing(engine: Engine) -> None:
     ingestor = ingest(engine, calls, ZoneInfo("UTC"))
     before = starts(engine)
 
-    dry = rebuild(ingestor, SHANGHAI, Scope(), dry_run=True)
+    dry = rebuild(ingestor, SHANGHAI, Selection(), dry_run=True)
 
     assert starts(engine) == before
     assert dry.cdrs_changed == len(calls)
@@ -82,7 +83,7 @@ def test_only_the_team_asked_for_is_rebuilt(engine: Engine) -> None:
     ingestor = ingest(engine, calls, ZoneInfo("UTC"))
     before = starts(engine)
 
-    summary = rebuild(ingestor, SHANGHAI, Scope(team="team1"))
+    summary = rebuild(ingestor, SHANGHAI, Selection(team="team1"))
 
     after = starts(engine)
     team1 = {c.expected.diallogid for c in calls if c.expected.team == "team1"}

@@ -24,10 +24,12 @@ from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from cdrlog.cli.ops import rejected_export, replay
+from cdrlog.cli.ops import replay
+from cdrlog.cli.rejected import rejected_export
 from cdrlog.core.events import Rejection
-from cdrlog.service.ingest import DeadLetter, Ingestor
-from cdrlog.service.replay import FORM_TYPE, JSON_TYPE, Body, Replayer, body_of
+from cdrlog.service.ingest import Ingestor
+from cdrlog.service.intake import JSON_TYPE, Body, Intake
+from cdrlog.service.replay import FORM_TYPE, Replayer, body_of
 from cdrlog.service.settings import Settings
 from cdrlog.sim.traffic import (
     ExpectedCdr,
@@ -37,8 +39,8 @@ from cdrlog.sim.traffic import (
     stored_as_expected,
 )
 from cdrlog.store.database import make_engine
+from cdrlog.store.deadletters import DeadLetter
 from cdrlog.store.tables import call_event, cdr, dead_letter
-from cdrlog.web.push import Receiver
 from conftest import Backend
 
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -347,13 +349,13 @@ def test_stdin_and_the_pbx_time_zone(sqlite_url: str) -> None:
 def test_bodies_over_the_push_limit_are_refused_and_long_lines_skipped(
     engine: Engine, calls: list[GeneratedCall]
 ) -> None:
-    receiver = Receiver(Settings(max_body_bytes=1024), Ingestor(engine))
+    intake = Intake(Settings(max_body_bytes=1024), Ingestor(engine))
     events = calls[0].events
     padded = events[0] | {"note": "x" * 1000}
     lines = [json.dumps(padded), "y" * 9000, *(json.dumps(event) for event in events)]
     data = "\n".join(lines).encode()
     told: list[int] = []
-    replayer = Replayer(receiver, team=calls[0].team, keep_refused=True)
+    replayer = Replayer(intake, team=calls[0].team, keep_refused=True)
     summary = replayer.replay([("big", io.BytesIO(data))], told.append)
     assert sum(told) == len(data)
     assert (summary.lines, summary.rejected, summary.stored) == (len(events) + 2, 2, len(events))

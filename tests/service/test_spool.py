@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import Rejection, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted
 from cdrlog.service.spool import Spool, SpooledEvent, SpoolUnavailable
 
 

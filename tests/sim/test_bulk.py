@@ -21,9 +21,10 @@ from sqlalchemy import Engine, func, select
 
 from cdrlog.cli.bulk import bulk_load
 from cdrlog.cli.main import cli
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.cdr import fold_call
 from cdrlog.core.events import CallEvent, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor
+from cdrlog.service.ingest import Ingestor
 from cdrlog.sim.bulk import LoadSummary, calls_of, load, plan, slots
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.store.tables import (

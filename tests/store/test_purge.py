@@ -20,12 +20,14 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
 from cdrlog.cli.ops import purge as purge_command
-from cdrlog.service.ingest import Accepted, DeadLetter, Ingestor
+from cdrlog.core.accepted import Accepted
+from cdrlog.service.ingest import Ingestor
+from cdrlog.service.intake import Intake
 from cdrlog.service.settings import Settings
 from cdrlog.sim.traffic import GeneratedCall, generate_calls
+from cdrlog.store.deadletters import DeadLetter
 from cdrlog.store.purge import PurgeCounts, purge
 from cdrlog.store.tables import call_event, call_session, cdr, dead_letter
-from cdrlog.web.push import Receiver
 from conftest import Backend
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -46,11 +48,11 @@ class Kept:
 
 
 def ingest(engine: Engine, team: str, events: Sequence[dict[str, str]], received: datetime) -> None:
-    receiver = Receiver(Settings(), Ingestor(engine, clock=lambda: received))
-    checked = [receiver.check(team, event) for event in events]
+    intake = Intake(Settings(), Ingestor(engine, clock=lambda: received))
+    checked = [intake.check(team, event) for event in events]
     accepted = [one for one in checked if isinstance(one, Accepted)]
     assert len(accepted) == len(checked)
-    receiver.ingestor.ingest_many(accepted)
+    intake.ingestor.ingest_many(accepted)
 
 
 def call_rows(call: GeneratedCall, cdr_: bool = True, session: bool = True) -> Counter[Any]:

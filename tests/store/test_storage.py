@@ -12,8 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import CallEvent, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor
+from cdrlog.service.ingest import Ingestor
 from cdrlog.store.tables import cdr, metadata
 
 MOMENT = datetime(2024, 3, 5, 17, 0, 5, 123456, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select, text
 
 from cdrlog.cli.main import cli
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import Rejection, fingerprint, parse_event
-from cdrlog.service.ingest import Accepted, Ingestor
+from cdrlog.service.ingest import Ingestor
 from cdrlog.store import agents
 from cdrlog.store.database import alembic_config
 from cdrlog.store.tables import agent, call_event, call_session, cdr, dead_letter, metadata

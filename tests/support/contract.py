@@ -1,27 +1,8 @@
-"""The contract's CDR columns, as the API must show them."""
+"""The contract's CDR columns, as the API must show them: the export columns, which the
+README's table of the `cdr` table pins (tests/store/test_columns.py)."""
 
 from __future__ import annotations
 
-CONTRACT_COLUMNS = [
-    "id",
-    "orgidentity",
-    "diallogid",
-    "calltype",
-    "target",
-    "src",
-    "dst",
-    "agentno",
-    "starttime",
-    "answertime",
-    "endtime",
-    "duration",
-    "billsec",
-    "disposition",
-    "status",
-    "did",
-    "agent_group",
-    "hold_seconds",
-    "transferred_to",
-    "created_at",
-    "updated_at",
-]
+from cdrlog.core.exports import CDR_COLUMNS
+
+CONTRACT_COLUMNS = list(CDR_COLUMNS)

@@ -7,6 +7,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -31,10 +32,18 @@ def running_server(
     open_files: int | None = None,
 ) -> Iterator[str]:
     """Start `cdrlog serve` on a free port; yields its base URL; stops it afterwards.
-    With `open_files`, the server may hold at most that many file descriptors."""
+    With `open_files`, the server may hold at most that many file descriptors.
+
+    Unless `extra` names a `--spool-dir`, the server spools into a new directory of its
+    own beside `log`, not the working directory's `cdrlog-spool`: shared, one test's
+    spooled events could be drained into another test's database."""
     port = free_port()
     command = [sys.executable, "-m", "cdrlog", "serve", "--db", database_url]
-    command += ["--host", "127.0.0.1", "--port", str(port), *extra]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    if not names_spool_dir(extra):
+        spool = tempfile.mkdtemp(prefix=f"{log.stem}-spool-", dir=log.parent)
+        command += ["--spool-dir", spool]
+    command += extra
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CDRLOG_")}
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -55,6 +64,11 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def names_spool_dir(options: Sequence[str]) -> bool:
+    """Whether `cdrlog serve` options choose the spool directory themselves."""
+    return any(o == "--spool-dir" or o.startswith("--spool-dir=") for o in options)
 
 
 def _limit_open_files(most: int) -> Callable[[], None]:

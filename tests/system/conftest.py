@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine
 from support.servers import free_port, wait_until_healthy

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.sim.simulate import SendSettings, send_events
 from cdrlog.sim.traffic import Delivery, delivery_order, generate_calls

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, func, select
 
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.settings import Settings
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine

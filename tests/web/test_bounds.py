@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from cdrlog.core.events import MAX_EXTRA_VALUE
 from cdrlog.core.tokens import TokenScope, csrf_value
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import Spool
 from cdrlog.service.tokenstore import TokenStore

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.web.auth import CSRF_COOKIE, SESSION_COOKIE

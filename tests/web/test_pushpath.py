@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.settings import Settings
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.tables import call_event
@@ -78,16 +78,19 @@ def failing_client(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     from cdrlog.web.app import create_app
+    from cdrlog.web.deps import ServiceApp
 
-    with TestClient(create_app(settings, engine)) as test_client:
-        receiver = test_client.app.state.receiver  # type: ignore[attr-defined]
+    app = create_app(settings, engine)
+    assert isinstance(app, ServiceApp)
+    with TestClient(app) as test_client:
 
         def unreachable(*_: Any) -> Any:
             raise OperationalError("INSERT", {}, Exception("gone"))
 
-        monkeypatch.setattr(receiver.ingestor, "ingest_many", unreachable)
+        monkeypatch.setattr(app.services.ingestor, "ingest_many", unreachable)
         # No spool for this app's batcher: the error reaches the handler.
-        test_client.app.state.batcher.spool = None  # type: ignore[attr-defined]
+        assert app.services.batcher is not None
+        app.services.batcher.spool = None
         yield test_client
 
 

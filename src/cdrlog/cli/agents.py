@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cdrlog.cli.options import database_option, migrated_engine
-from cdrlog.service.ingest import Ingestor, utc_now
+from cdrlog.service.clock import utc_now
+from cdrlog.service.ingest import Ingestor
 from cdrlog.store.agents import AgentStatus, listing
 
 # How a state reads in a terminal; the API's own words are kept for anything unknown.

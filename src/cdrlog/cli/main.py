@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from cdrlog.cli.agents import agents
 from cdrlog.cli.bulk import bulk_load
 from cdrlog.cli.logs import log_config
-from cdrlog.cli.ops import purge, rejected_export, replay
+from cdrlog.cli.ops import purge, replay
 from cdrlog.cli.options import database_option, migrated_engine, pbx_timezone_option, settings_of
 from cdrlog.cli.read import export, stats
 from cdrlog.cli.rebuild import rebuild_command
@@ -21,7 +21,7 @@ from cdrlog.cli.rejected import rejected
 from cdrlog.cli.simulate import simulate
 from cdrlog.cli.tokens import refuse_open_network, token
 from cdrlog.cli.workers import worker_environment
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.web.app import create_app
@@ -216,7 +216,6 @@ for command in (
     bulk_load,
 ):
     cli.add_command(command)
-rejected.add_command(rejected_export)
 
 
 def main() -> None:

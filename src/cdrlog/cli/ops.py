@@ -1,15 +1,12 @@
-"""`cdrlog replay`, `cdrlog purge` and `cdrlog rejected export`: operating on what is kept."""
+"""`cdrlog replay` and `cdrlog purge`: operating on what is kept."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
 
 import click
 from rich.console import Console
@@ -26,19 +23,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from cdrlog.cli.options import (
     database_option,
     migrated_engine,
-    output_option,
     pbx_timezone_option,
     settings_of,
 )
 from cdrlog.service.ingest import Ingestor
+from cdrlog.service.intake import Intake
 from cdrlog.service.replay import DEFAULT_BATCH, Replayer, ReplaySummary, Source
 from cdrlog.store.purge import DEFAULT_BATCH as PURGE_BATCH
 from cdrlog.store.purge import PurgeCounts
 from cdrlog.store.purge import purge as delete_older
-from cdrlog.store.reader import Reader
-from cdrlog.web.push import Receiver
-
-EXPORT_PAGE = 1000
 
 
 @click.command("replay")
@@ -88,7 +81,7 @@ def replay(
     # The service's own maximum call length, so replayed calls close as its would.
     ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
     replayer = Replayer(
-        Receiver(settings, ingestor), team=team, batch=batch, keep_refused=dead_letter
+        Intake(settings, ingestor), team=team, batch=batch, keep_refused=dead_letter
     )
     try:
         with _progress(_total_size(files)) as advance:
@@ -199,46 +192,3 @@ def _purge_text(counts: PurgeCounts, cut: datetime, team: str | None, dry_run: b
         f"{counts.call_session:,} call sessions, {counts.dead_letter:,} dead letters "
         f"({counts.batches:,} batches)"
     )
-
-
-@click.command("export")
-@database_option
-@click.option("--team", default=None, help="Only this team's dead letters.")
-@click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
-@output_option
-def rejected_export(database_url: str, team: str | None, everything: bool, output: TextIO) -> None:
-    """Write dead letters (unresolved ones unless --all), newest first, as JSON lines
-    that `cdrlog replay` takes back: `body` as text, `body_base64` as the exact bytes."""
-    engine = migrated_engine(database_url)
-    reader = Reader(engine)
-    try:
-        for letter in _letters(reader, team, not everything):
-            output.write(json.dumps(exported(letter), ensure_ascii=False) + "\n")
-    finally:
-        engine.dispose()
-
-
-def _letters(reader: Reader, team: str | None, unresolved: bool) -> Iterator[dict[str, Any]]:
-    """Every matching dead letter, a page at a time, so memory stays flat."""
-    before: int | None = None
-    while page := reader.dead_letters((team,) if team else None, before, EXPORT_PAGE, unresolved):
-        yield from page
-        before = page[-1]["id"]
-
-
-def exported(letter: dict[str, Any]) -> dict[str, Any]:
-    """One dead letter as a line of `cdrlog rejected export`."""
-    resolved: datetime | None = letter["resolved_at"]
-    return {
-        "id": letter["id"],
-        "received_at": letter["received_at"].isoformat(),
-        "orgidentity": letter["orgidentity"],
-        "path": letter["path"],
-        "content_type": letter["content_type"],
-        "reason": letter["reason"],
-        "body": letter["body"],
-        "body_base64": base64.b64encode(letter["raw_body"]).decode("ascii"),
-        "truncated": letter["truncated"],
-        "resolved_at": resolved.isoformat() if resolved else None,
-        "resolution": letter["resolution"],
-    }

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from cdrlog.cli.options import database_option, migrated_engine, pbx_timezone_option, settings_of
 from cdrlog.cli.read import moment, zone_option
-from cdrlog.core.cdr import Cdr
+from cdrlog.core.record import Cdr
 from cdrlog.service.ingest import Ingestor
-from cdrlog.service.rebuild import Rebuilt, Scope, rebuild
+from cdrlog.service.rebuild import Rebuilt, Selection, rebuild
 from cdrlog.store.tables import call_session
 
 
@@ -46,7 +46,7 @@ def rebuild_command(
     """
     settings = settings_of(database_url=database_url, pbx_timezone=pbx_timezone)
     zone = zone_option(tz)
-    scope = Scope(team, moment(start, zone), moment(end, zone))
+    scope = Selection(team, moment(start, zone), moment(end, zone))
     engine = migrated_engine(database_url)
     ingestor = Ingestor(engine, max_call_length=timedelta(minutes=max_call_minutes))
     summary = _run(ingestor, settings.pbx_zone, scope, dry_run)
@@ -54,7 +54,7 @@ def rebuild_command(
     _report(summary, dry_run)
 
 
-def _run(ingestor: Ingestor, zone: ZoneInfo, scope: Scope, dry_run: bool) -> Rebuilt:
+def _run(ingestor: Ingestor, zone: ZoneInfo, scope: Selection, dry_run: bool) -> Rebuilt:
     if not sys.stderr.isatty():
         return rebuild(ingestor, zone, scope, dry_run=dry_run)
     query = select(func.count()).select_from(call_session)

@@ -1,22 +1,35 @@
-"""`cdrlog rejected list` and `cdrlog rejected retry`: refused push bodies, and storing
-them after a fix (an upgrade that accepts what an older version refused, a corrected
-`--pbx-timezone`)."""
+"""`cdrlog rejected list|retry|export`: refused push bodies, storing them after a fix
+(an upgrade that accepts what an older version refused, a corrected `--pbx-timezone`),
+and writing them out for `cdrlog replay`."""
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cdrlog.cli.options import database_option, migrated_engine, pbx_timezone_option, settings_of
+from cdrlog.cli.options import (
+    database_option,
+    migrated_engine,
+    output_option,
+    pbx_timezone_option,
+    settings_of,
+)
+from cdrlog.core.excerpts import utf8
 from cdrlog.service.ingest import Ingestor
+from cdrlog.service.intake import Intake, RetryRefused
+from cdrlog.store.deadletters import KeptLetter
 from cdrlog.store.reader import Reader
-from cdrlog.web.push import Receiver, RetryRefused, retry
+
+EXPORT_PAGE = 1000
 
 team_option = click.option("--team", help="Only this team.")
 
@@ -39,12 +52,12 @@ def rejected_list(database_url: str, team: str | None, everything: bool, limit: 
     table = Table("id", "received (UTC)", "team", "reason", "body", "resolved")
     for letter in letters:
         table.add_row(
-            str(letter["id"]),
-            letter["received_at"].strftime("%Y-%m-%d %H:%M:%S"),
-            letter["orgidentity"] or "",
-            "; ".join(f"{k}: {v}" for k, v in letter["reason"].items()),
-            letter["body"][:60],
-            letter["resolution"] or "",
+            str(letter.id),
+            letter.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.team or "",
+            "; ".join(f"{k}: {v}" for k, v in letter.reason.items()),
+            utf8(letter.body[:240])[:60],
+            letter.resolution or "",
         )
     Console().print(table)
 
@@ -80,17 +93,17 @@ def rejected_retry(
     )
     engine = migrated_engine(database_url)
     ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
-    receiver, reader = Receiver(settings, ingestor), Reader(engine)
+    intake, reader = Intake(settings, ingestor), Reader(engine)
     if everything:
-        failed = _retry_all(receiver, reader, team)
+        failed = _retry_all(intake, reader, team)
     else:
-        failed = sum(not _retry_one(receiver, reader, letter_id) for letter_id in letter_ids)
+        failed = sum(not _retry_one(intake, reader, letter_id) for letter_id in letter_ids)
     engine.dispose()
     if failed:
         sys.exit(1)
 
 
-def _retry_all(receiver: Receiver, reader: Reader, team: str | None) -> int:
+def _retry_all(intake: Intake, reader: Reader, team: str | None) -> int:
     """Every unresolved letter with a progress bar; prints only those still refused."""
     ids = reader.unresolved_dead_letter_ids((team,) if team else None)
     columns = (TextColumn("retrying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -98,7 +111,7 @@ def _retry_all(receiver: Receiver, reader: Reader, team: str | None) -> int:
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("retry", total=len(ids))
         for letter_id in ids:
-            if _retry_one(receiver, reader, letter_id, quiet=True):
+            if _retry_one(intake, reader, letter_id, quiet=True):
                 resolved += 1
             else:
                 failed += 1
@@ -109,13 +122,13 @@ def _retry_all(receiver: Receiver, reader: Reader, team: str | None) -> int:
     return failed
 
 
-def _retry_one(receiver: Receiver, reader: Reader, letter_id: int, *, quiet: bool = False) -> bool:
+def _retry_one(intake: Intake, reader: Reader, letter_id: int, *, quiet: bool = False) -> bool:
     letter = reader.dead_letter(letter_id)
     if letter is None:
         click.echo(f"{letter_id}: no such dead letter", err=True)
         return False
     try:
-        result = retry(receiver, letter)
+        result = intake.retry(letter)
     except RetryRefused as error:
         click.echo(f"{letter_id}: {error}", err=True)
         return False
@@ -123,3 +136,46 @@ def _retry_one(receiver: Receiver, reader: Reader, letter_id: int, *, quiet: boo
     if result.status != "resolved" or not quiet:
         click.echo(f"{letter_id}: {result.status}: {detail}", err=result.status != "resolved")
     return result.status == "resolved"
+
+
+@rejected.command("export")
+@database_option
+@click.option("--team", default=None, help="Only this team's dead letters.")
+@click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
+@output_option
+def rejected_export(database_url: str, team: str | None, everything: bool, output: TextIO) -> None:
+    """Write dead letters (unresolved ones unless --all), newest first, as JSON lines
+    that `cdrlog replay` takes back: `body` as text, `body_base64` as the exact bytes."""
+    engine = migrated_engine(database_url)
+    reader = Reader(engine)
+    try:
+        for letter in _letters(reader, team, not everything):
+            output.write(json.dumps(exported(letter), ensure_ascii=False) + "\n")
+    finally:
+        engine.dispose()
+
+
+def _letters(reader: Reader, team: str | None, unresolved: bool) -> Iterator[KeptLetter]:
+    """Every matching dead letter, a page at a time, so memory stays flat."""
+    before: int | None = None
+    while page := reader.dead_letters((team,) if team else None, before, EXPORT_PAGE, unresolved):
+        yield from page
+        before = page[-1].id
+
+
+def exported(letter: KeptLetter) -> dict[str, Any]:
+    """One dead letter as a line of `cdrlog rejected export`."""
+    resolved = letter.resolved_at
+    return {
+        "id": letter.id,
+        "received_at": letter.received_at.isoformat(),
+        "orgidentity": letter.team,
+        "path": letter.path,
+        "content_type": letter.content_type,
+        "reason": dict(letter.reason),
+        "body": utf8(letter.body),
+        "body_base64": base64.b64encode(letter.body).decode("ascii"),
+        "truncated": letter.truncated,
+        "resolved_at": resolved.isoformat() if resolved else None,
+        "resolution": letter.resolution,
+    }

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from cdrlog.cli.options import database_option, migrated_engine
 from cdrlog.core.tokens import TokenScope
-from cdrlog.service.ingest import utc_now
+from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.web.auth import is_loopback
 

@@ -1,4 +1,4 @@
-"""The CDR and the fold that builds it from its call's events. Pure.
+"""The fold that builds a call's CDR (`cdrlog.core.record.Cdr`) from its events. Pure.
 
 A CDR is a function of the *set* of its call's events: `fold_call` first puts the
 events in one total order that depends only on their content, then reads the rules,
@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from cdrlog.core.events import CallEvent
+from cdrlog.core.record import Cdr
 from cdrlog.core.rules import (
     CALL_TYPES,
     CDR_EVENTS,
@@ -30,34 +31,6 @@ from cdrlog.core.rules import (
     disposition_for_cause,
     role_of,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Cdr:
-    """One call's record, as the contract's `cdr` table holds it (without storage ids).
-
-    `duration`, `billsec` and `hold_seconds` are None while the call is open: they are
-    not known yet.
-    """
-
-    team: str
-    diallogid: str
-    calltype: str
-    target: str
-    src: str | None
-    dst: str | None
-    agentno: str | None
-    starttime: datetime
-    answertime: datetime | None
-    endtime: datetime | None
-    duration: int | None
-    billsec: int | None
-    disposition: Disposition
-    status: Status
-    did: str | None = None
-    agent_group: str | None = None
-    hold_seconds: int | None = None
-    transferred_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

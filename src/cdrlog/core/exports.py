@@ -20,31 +20,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from cdrlog.core.record import RECORD_COLUMNS
 from cdrlog.core.report import offset_spans
 
-CDR_COLUMNS = (
-    "id",
-    "orgidentity",
-    "diallogid",
-    "calltype",
-    "target",
-    "src",
-    "dst",
-    "agentno",
-    "starttime",
-    "answertime",
-    "endtime",
-    "duration",
-    "billsec",
-    "disposition",
-    "status",
-    "did",
-    "agent_group",
-    "hold_seconds",
-    "transferred_to",
-    "created_at",
-    "updated_at",
-)
+# A record's columns inside the table's own: its row id first, when it was written last.
+CDR_COLUMNS = ("id", *RECORD_COLUMNS, "created_at", "updated_at")
 TIME_COLUMNS = frozenset({"starttime", "answertime", "endtime", "created_at", "updated_at"})
 NUMBER_COLUMNS = frozenset({"id", "duration", "billsec", "hold_seconds"})
 # The rest is text from the sender (or from a rule table, which costs nothing to check):

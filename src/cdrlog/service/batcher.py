@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
+from cdrlog.core.accepted import Accepted, Outcome
 from cdrlog.core.events import Rejection
 from cdrlog.service import metrics
-from cdrlog.service.ingest import Accepted, Ingestor, Outcome
+from cdrlog.service.intake import JSON_TYPE, OUTAGE, Intake, item_bytes
 from cdrlog.service.spool import Spool, SpooledEvent, SpoolUnavailable
 from cdrlog.store.deadletters import DeadLetter
 
@@ -34,33 +32,31 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class _Pending:
     accepted: Accepted
-    done: asyncio.Future[Outcome]
+    done: asyncio.Future[Outcome | Rejection]
     loop: asyncio.AbstractEventLoop
 
 
-Result = Outcome | BaseException
+Result = Outcome | Rejection | BaseException
 
 
 _STOP = None
 
 
-Recheck = Callable[[str, dict[str, str]], Accepted | Rejection]
-
-
 class Batcher:
+    """Writer threads that store what requests hand them, a batch per transaction,
+    through the intake's isolation policy (`Intake.store_each`)."""
+
     def __init__(
         self,
-        ingestor: Ingestor,
+        intake: Intake,
         *,
         writers: int = 4,
         max_batch: int = 256,
         spool: Spool | None = None,
-        recheck: Recheck | None = None,
     ) -> None:
-        self.ingestor = ingestor
+        self.intake = intake
         self.max_batch = max_batch
         self.spool = spool
-        self.recheck = recheck
         # Set while the database is away: batches go straight to the spool meanwhile.
         self.degraded = threading.Event()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -71,10 +67,11 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    async def store(self, accepted: Accepted) -> Outcome:
-        """Returns once `accepted` is committed (or raises what storing it raised)."""
+    async def store(self, accepted: Accepted) -> Outcome | Rejection:
+        """Returns once `accepted` is committed, or refused by the database (or raises
+        what storing it raised)."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Outcome] = loop.create_future()
+        done: asyncio.Future[Outcome | Rejection] = loop.create_future()
         self._queue.put(_Pending(accepted, done, loop))
         return await done
 
@@ -108,9 +105,8 @@ class Batcher:
             self._spool(batch, self.spool)
             return
         try:
-            outcomes = self.ingestor.ingest_many([p.accepted for p in batch])
-        except (OperationalError, InterfaceError) as error:
-            metrics.DATABASE_ERRORS.inc()
+            results: list[Result] = list(self.intake.store_each([p.accepted for p in batch]))
+        except OUTAGE as error:
             if self.spool is None:
                 _settle(batch, [error] * len(batch))
                 return
@@ -118,19 +114,9 @@ class Batcher:
             self.degraded.set()
             self._spool(batch, self.spool)
             return
-        except Exception as error:
-            metrics.DATABASE_ERRORS.inc()
-            if len(batch) == 1:
-                _settle(batch, [error])
-                return
-            # One event must not fail its neighbours: store them one by one instead.
-            log.warning(
-                "a batch of %d failed (%s); storing its events one by one", len(batch), error
-            )
-            for pending in batch:
-                self._commit([pending])
-            return
-        _settle(batch, list(outcomes))
+        except Exception as error:  # a lone event's own failure: its request answers 500
+            results = [error]
+        _settle(batch, results)
 
     def _spool(self, batch: Sequence[_Pending], spool: Spool) -> None:
         try:
@@ -147,23 +133,23 @@ class Batcher:
             return 0
         drained = self.spool.drain(self._store_spooled)
         if self.degraded.is_set():
-            self.ingestor.ping()
+            self.intake.ingestor.ping()
             if self.spool.depth() == 0:
                 self.degraded.clear()
                 log.warning("database back; the spool is drained")
         return drained
 
     def _store_spooled(self, events: list[SpooledEvent]) -> None:
-        if self.recheck is None:  # pragma: no cover - create_app always passes one
-            raise RuntimeError("a spool needs a recheck function")
-        checked = [self.recheck(event.team, event.fields) for event in events]
-        accepted = [one for one in checked if isinstance(one, Accepted)]
+        checked = [self.intake.check(event.team, event.fields) for event in events]
+        accepted = [
+            (e, one) for e, one in zip(events, checked, strict=True) if isinstance(one, Accepted)
+        ]
+        outcomes = iter(self.intake.store_each([one for _, one in accepted]) if accepted else [])
         for event, one in zip(events, checked, strict=True):
-            if isinstance(one, Rejection):
+            result = next(outcomes) if isinstance(one, Accepted) else one
+            if isinstance(result, Rejection):
                 # Accepted before, refused now (a setting changed): keep it for an operator.
-                self.ingestor.dead_letter(_spooled_letter(event, one))
-        if accepted:
-            self.ingestor.ingest_many(accepted)
+                self.intake.refuse(_spooled_letter(event, result))
 
 
 def _settle(batch: Sequence[_Pending], results: Sequence[Result]) -> None:
@@ -188,6 +174,6 @@ def _resolve(settled: list[tuple[_Pending, Result]]) -> None:
 
 
 def _spooled_letter(event: SpooledEvent, rejection: Rejection) -> DeadLetter:
-    body = json.dumps(event.fields, ensure_ascii=True).encode()
     path = f"/astercc/{event.team}/events"
-    return DeadLetter(path, event.team, "application/json", None, body, False, rejection.as_dict())
+    body = item_bytes(event.fields)
+    return DeadLetter(path, event.team, JSON_TYPE, None, body, False, rejection.as_dict())

@@ -16,13 +16,13 @@ from prometheus_client import (
     multiprocess,
 )
 
-from cdrlog.core.cdr import Cdr
+from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Status
 
 EVENTS_RECEIVED = Counter(
     "cdrlog_events_received", "Events decoded from push bodies, by event type", ["event"]
 )
-EVENTS_STORED = Counter(
+EVENTS_ACCEPTED = Counter(
     "cdrlog_events_accepted",
     "Events acknowledged, by event type and outcome (stored, duplicate, spooled)",
     ["event", "outcome"],

@@ -17,19 +17,17 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row
 
-from cdrlog.core.cdr import Cdr
 from cdrlog.core.events import AgentEvent, CallEvent, parse_event
-from cdrlog.service.ingest import CallKey, Ingestor
-from cdrlog.store.database import in_transaction, read_only
+from cdrlog.core.record import Cdr
+from cdrlog.service.ingest import Ingestor
+from cdrlog.store.database import in_transaction
+from cdrlog.store.journal import CallKey
 from cdrlog.store.tables import (
     AGENT_EVENT_PARSED,
     CALL_EVENT_PARSED,
-    call_event,
     call_event_from_row,
-    call_session,
-    pairs_in,
 )
 
 EXAMPLES = 5
@@ -56,7 +54,7 @@ class Rebuilt:
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class Selection:
     team: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -73,17 +71,17 @@ class Scope:
 def rebuild(
     ingestor: Ingestor,
     pbx_zone: ZoneInfo,
-    scope: Scope,
+    selection: Selection,
     *,
     dry_run: bool = False,
     batch: int = 500,
     progress: Callable[[int], None] | None = None,
 ) -> Rebuilt:
-    """Rebuild every call in `scope` (its team; an event time in [since, until))."""
+    """Rebuild every call in `selection` (its team; an event time in [since, until))."""
     summary = Rebuilt()
     after = 0
     while True:
-        page = _calls_after(ingestor, scope.team, after, batch)
+        page = ingestor.journal.calls_after(selection.team, after, batch)
         if not page:
             break
         after = page[-1][0]
@@ -91,38 +89,41 @@ def rebuild(
             _rebuild_calls,
             ingestor=ingestor,
             zone=pbx_zone,
-            scope=scope,
+            selection=selection,
             calls=sorted({(team, session) for _, team, session in page}),
         )
         summary.add(in_transaction(ingestor.engine, work, commit=not dry_run))
         if progress is not None:
             progress(len(page))
-    summary.add(_rebuild_agent_events(ingestor, pbx_zone, scope, dry_run=dry_run, batch=batch))
+    summary.add(_rebuild_agent_events(ingestor, pbx_zone, selection, dry_run=dry_run, batch=batch))
     return summary
 
 
 def _rebuild_agent_events(
-    ingestor: Ingestor, zone: ZoneInfo, scope: Scope, *, dry_run: bool, batch: int
+    ingestor: Ingestor, zone: ZoneInfo, selection: Selection, *, dry_run: bool, batch: int
 ) -> Rebuilt:
     """The events of no call (agents' logins, pauses, ...) parsed again, and what they
     say of agents learnt again; an agent's state is folded from them when read."""
     summary = Rebuilt()
     after = 0
     while True:
-        query = select(call_event).where(call_event.c.sessionid.is_(None), call_event.c.id > after)
-        if scope.team is not None:
-            query = query.where(call_event.c.orgidentity == scope.team)
-        with ingestor.engine.connect() as connection:
-            rows = list(read_only(connection).execute(query.order_by(call_event.c.id).limit(batch)))
+        rows = ingestor.journal.agent_rows_after(selection.team, after, batch)
         if not rows:
             return summary
         after = rows[-1].id
-        work = partial(_reparse_agent_rows, ingestor=ingestor, zone=zone, scope=scope, rows=rows)
+        work = partial(
+            _reparse_agent_rows, ingestor=ingestor, zone=zone, selection=selection, rows=rows
+        )
         summary.add(in_transaction(ingestor.engine, work, commit=not dry_run))
 
 
 def _reparse_agent_rows(
-    connection: Connection, *, ingestor: Ingestor, zone: ZoneInfo, scope: Scope, rows: list[Any]
+    connection: Connection,
+    *,
+    ingestor: Ingestor,
+    zone: ZoneInfo,
+    selection: Selection,
+    rows: list[Any],
 ) -> Rebuilt:
     found = Rebuilt()
     fresh_events: list[AgentEvent] = []
@@ -131,24 +132,15 @@ def _reparse_agent_rows(
         if not isinstance(fresh, AgentEvent):
             found.events_unparsable += 1
             continue
-        if not scope.covers_time(fresh.event_time):
+        if not selection.covers_time(fresh.event_time):
             continue
         fresh_events.append(fresh)
         values = {name: getattr(fresh, name) for name in AGENT_EVENT_PARSED}
         if any(getattr(row, name) != value for name, value in values.items()):
             found.events_reparsed += 1
-            connection.execute(update(call_event).where(call_event.c.id == row.id).values(values))
+            ingestor.journal.rewrite_parsed(connection, row.id, values)
     ingestor.learn_agents(connection, fresh_events, ingestor.clock())
     return found
-
-
-def _calls_after(ingestor: Ingestor, team: str | None, after: int, size: int) -> list[Any]:
-    query = select(call_session.c.id, call_session.c.orgidentity, call_session.c.sessionid)
-    query = query.where(call_session.c.id > after).order_by(call_session.c.id).limit(size)
-    if team is not None:
-        query = query.where(call_session.c.orgidentity == team)
-    with ingestor.engine.connect() as connection:
-        return list(read_only(connection).execute(query))
 
 
 def _rebuild_calls(
@@ -156,21 +148,16 @@ def _rebuild_calls(
     *,
     ingestor: Ingestor,
     zone: ZoneInfo,
-    scope: Scope,
+    selection: Selection,
     calls: list[CallKey],
 ) -> Rebuilt:
-    ingestor.lock(connection, calls)
+    ingestor.journal.lock(connection, calls)
     found = Rebuilt()
     events: dict[CallKey, list[CallEvent]] = defaultdict(list)
-    rows = connection.execute(
-        select(call_event).where(
-            pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
-            call_event.c.sessionid.is_not(None),
-        )
-    )
-    for row in rows:
-        events[(row.orgidentity, row.sessionid)].append(_reparsed(connection, row, zone, found))
-    chosen = [key for key in calls if scope.covers(events.get(key, []))]
+    for row in ingestor.journal.call_rows(connection, calls):
+        fresh = _reparsed(connection, ingestor, row, zone, found)
+        events[(row.orgidentity, row.sessionid)].append(fresh)
+    chosen = [key for key in calls if selection.covers(events.get(key, []))]
     now = ingestor.clock()
     ingestor.learn_agents(connection, [e for key in chosen for e in events.get(key, [])], now)
     changes = ingestor.refold(connection, chosen, now, events).changes
@@ -181,7 +168,9 @@ def _rebuild_calls(
     return found
 
 
-def _reparsed(connection: Connection, row: Row[Any], zone: ZoneInfo, summary: Rebuilt) -> CallEvent:
+def _reparsed(
+    connection: Connection, ingestor: Ingestor, row: Row[Any], zone: ZoneInfo, summary: Rebuilt
+) -> CallEvent:
     """The row's event parsed again; its parsed columns rewritten when that differs."""
     stored = call_event_from_row(row)
     fresh = parse_event(json.loads(row.fields), url_team=row.orgidentity, pbx_timezone=zone)
@@ -192,5 +181,5 @@ def _reparsed(connection: Connection, row: Row[Any], zone: ZoneInfo, summary: Re
         summary.events_reparsed += 1
         values = {name: getattr(fresh, name) for name in CALL_EVENT_PARSED}
         values = {name: None if value == "" else value for name, value in values.items()}
-        connection.execute(update(call_event).where(call_event.c.id == row.id).values(values))
+        ingestor.journal.rewrite_parsed(connection, row.id, values)
     return fresh

@@ -3,11 +3,10 @@
 Each line stands for one push body. `body_of` (pure) says which: a JSON object or array
 is sent as `application/json`, anything else as a form body (one asterCC POST), and a
 line of `cdrlog rejected export` as the dead letter's own body, content type and team.
-`Replayer` then runs every body through the receiver's `decode` and `check`, so a
-replay accepts exactly what the push URL would, and stores the accepted events with
-`Ingestor.ingest_many`, `batch` at a time. Lines are streamed: memory stays flat for
-any file. Storing is idempotent (an exact re-send is a duplicate), so a replay that
-stopped half way is simply run again.
+`Replayer` then runs every body through the intake pipeline (`cdrlog.service.intake`),
+so a replay accepts exactly what the push URL would, `batch` events a transaction.
+Lines are streamed: memory stays flat for any file. Storing is idempotent (an exact
+re-send is a duplicate), so a replay that stopped half way is simply run again.
 """
 
 from __future__ import annotations
@@ -21,14 +20,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy.exc import DataError
-
+from cdrlog.core.accepted import Accepted, Outcome
 from cdrlog.core.bodies import BYTE_ORDER_MARK, BodyError, Decoded
 from cdrlog.core.events import FieldError, Rejection
-from cdrlog.service.ingest import Accepted, DeadLetter, Outcome
-from cdrlog.web.push import KEPT_OF_OVERSIZE, Receiver
+from cdrlog.service.intake import JSON_TYPE, Body, Intake, item_bytes, kept_of
+from cdrlog.store.deadletters import DeadLetter
 
-JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 # The keys every line of `cdrlog rejected export` has; no push event carries all four.
 DEAD_LETTER_KEYS = frozenset({"body", "path", "reason", "truncated"})
@@ -39,15 +36,6 @@ LINE_ALLOWANCE = 8
 SHOWN_REFUSALS = 10
 
 Source = tuple[str, IO[bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Body:
-    """One line as a push body: its bytes, its content type, and the push URL's team."""
-
-    data: bytes
-    content_type: str | None
-    team: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +136,7 @@ class _Pending:
 
 
 class Replayer:
-    """Replays sources through `receiver`, `batch` accepted events per transaction.
+    """Replays sources through `intake`, `batch` accepted events per transaction.
 
     A body larger than the push URL's limit is refused, as the push URL refuses it. With
     `keep_refused`, every refused body or event is also kept as a dead letter (path
@@ -158,7 +146,7 @@ class Replayer:
 
     def __init__(
         self,
-        receiver: Receiver,
+        intake: Intake,
         *,
         team: str | None = None,
         batch: int = DEFAULT_BATCH,
@@ -166,11 +154,11 @@ class Replayer:
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        self.receiver = receiver
+        self.intake = intake
         self.team = team
         self.batch = batch
         self.keep_refused = keep_refused
-        self._line_cap = LINE_ALLOWANCE * receiver.settings.max_body_bytes
+        self._line_cap = LINE_ALLOWANCE * intake.settings.max_body_bytes
         self._pending: list[_Pending] = []
 
     def replay(
@@ -204,27 +192,27 @@ class Replayer:
             body = _refused("line", f"is longer than {self._line_cap} bytes")
         else:
             body = body_of(line, self.team)
-        limit = self.receiver.settings.max_body_bytes
+        limit = self.intake.settings.max_body_bytes
         if body is None:
             summary.skipped += 1
         elif isinstance(body, Rejection):
             self._refuse(summary, where, body.as_dict(), None)
         elif len(body.data) > limit:
             # Kept as the push URL keeps an oversized body: at most its start.
-            kept = Body(body.data[:KEPT_OF_OVERSIZE], body.content_type, body.team)
-            cut = len(body.data) > KEPT_OF_OVERSIZE
+            data, cut = kept_of(body.data)
+            kept = Body(data, body.content_type, body.team)
             self._refuse(summary, where, {"body": f"is larger than {limit} bytes"}, kept, cut)
         else:
             self._body(summary, where, body)
 
     def _body(self, summary: ReplaySummary, where: str, body: Body) -> None:
-        decoded = self.receiver.decode(body.data, body.content_type)
+        decoded = self.intake.decode(body.data, body.content_type)
         if isinstance(decoded, BodyError):
             self._refuse(summary, where, {"body": decoded.message}, body)
             return
         for index, item in enumerate(decoded.items):
             at = f"{where}[{index}]" if decoded.batch else where
-            checked = self.receiver.check(body.team, item)
+            checked = self.intake.check(body.team, item)
             if isinstance(checked, Rejection):
                 self._refuse(summary, at, checked.as_dict(), _item_body(body, decoded, index))
             else:
@@ -236,18 +224,10 @@ class Replayer:
             self._store(summary, pending)
 
     def _store(self, summary: ReplaySummary, pending: list[_Pending]) -> None:
-        try:
-            outcomes = self.receiver.ingestor.ingest_many([p.accepted for p in pending])
-        except DataError:
-            if len(pending) == 1:
-                [one] = pending
-                reason = {"event": "a value is not acceptable to the database"}
-                self._refuse(summary, one.where, reason, _event_body(one.accepted))
-                return
-            # One event the database refuses must not fail its neighbours.
-            for one in pending:
-                self._store(summary, [one])
-            return
+        outcomes = self.intake.store_each([p.accepted for p in pending])
+        for one, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, Rejection):
+                self._refuse(summary, one.where, outcome.as_dict(), _event_body(one.accepted))
         counted = Counter(outcomes)
         summary.stored += counted[Outcome.STORED]
         summary.duplicate += counted[Outcome.DUPLICATE]
@@ -273,7 +253,7 @@ class Replayer:
                 truncated=truncated,
                 reason=reason,
             )
-            self.receiver.ingestor.dead_letter(letter)
+            self.intake.refuse(letter)
             summary.dead_letters += 1
 
 
@@ -294,10 +274,8 @@ def _item_body(body: Body, decoded: Decoded, index: int) -> Body:
     """What to keep of a refused event: one item of a batch alone, as the push URL does."""
     if not decoded.batch:
         return body
-    item = json.dumps(decoded.originals[index], ensure_ascii=True).encode()
-    return Body(item, JSON_TYPE, body.team)
+    return Body(item_bytes(decoded.originals[index]), JSON_TYPE, body.team)
 
 
 def _event_body(accepted: Accepted) -> Body:
-    fields = json.dumps(dict(accepted.fields), ensure_ascii=True).encode()
-    return Body(fields, JSON_TYPE, accepted.event.team)
+    return Body(item_bytes(dict(accepted.fields)), JSON_TYPE, accepted.event.team)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cdrlog.service.ingest import Accepted
+from cdrlog.core.accepted import Accepted
 
 DRAIN_BATCH = 500
 

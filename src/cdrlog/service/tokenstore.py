@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cdrlog.core.tokens import Grant, TokenScope, digest, new_token, shown_prefix
-from cdrlog.service.ingest import Clock
+from cdrlog.service.clock import Clock
 from cdrlog.store.database import in_transaction, read_only
 from cdrlog.store.tables import api_token
 

@@ -34,12 +34,13 @@ from rich.progress import (
 )
 from sqlalchemy import Connection, Engine
 
-from cdrlog.core.cdr import Cdr
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import CallEvent, fingerprint, parse_event
+from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Disposition, Status
-from cdrlog.service.ingest import Accepted, _journal_row
 from cdrlog.sim.traffic import GeneratedCall, generate_calls, roster
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates
+from cdrlog.store.journal import journal_row
 from cdrlog.store.tables import agent, call_event, call_session, cdr, cdr_values
 
 BATCH_CALLS = 1000
@@ -249,7 +250,7 @@ def journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:
             raise ValueError(f"the generator made an event the receiver refuses: {fields}")
         key = fingerprint(event.team, fields)
         received = event.event_time + timedelta(milliseconds=int(key[:4], 16) % 2000)
-        rows.append(_journal_row(Accepted(event, fields, key), received))
+        rows.append(journal_row(Accepted(event, fields, key), received))
     return rows
 
 

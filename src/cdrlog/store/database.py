@@ -17,9 +17,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.sql.dml import Insert
 
 T = TypeVar("T")
@@ -40,6 +40,8 @@ def make_engine(url: str) -> Engine:
     """An engine set up for durable, concurrent ingest on the URL's database."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    if backend == "sqlite" and in_memory(url):
+        return _memory_engine(parsed)
     if backend == "sqlite":
         _create_private(parsed.database)
         engine = create_engine(
@@ -68,6 +70,46 @@ def make_engine(url: str) -> Engine:
     else:
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return create_engine(parsed, **options)
+
+
+def in_memory(url: str) -> bool:
+    """Whether `url` names an in-memory SQLite database (`sqlite://`, `:memory:`, or a
+    `file:` URI with `mode=memory`), which lives only as long as its connection."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database
+    return (
+        not database
+        or database == ":memory:"
+        or database.startswith("file::memory:")
+        or parsed.query.get("mode") == "memory"
+    )
+
+
+def _memory_engine(parsed: URL) -> Engine:
+    """An engine on one in-memory SQLite connection, kept for the engine's life.
+
+    Every connection SQLite opens on `:memory:` is a new, empty database: the pool holds
+    exactly one, so that the schema and rows one caller writes are there for the next,
+    and lends it to one caller at a time, so that two threads never interleave their
+    transactions on it (a single pool slot rather than StaticPool, which would share
+    the connection between threads mid-transaction). The data goes with `dispose()`.
+    """
+    engine = create_engine(
+        parsed,
+        # Pooled threads take turns on the one connection.
+        connect_args={"check_same_thread": False},
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        # A caller waits for the connection as long as a file's writer waits for the lock.
+        pool_timeout=60,
+    )
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    _SQLITE_WRITERS[engine] = threading.Lock()
+    return engine
 
 
 def _create_private(database: str | None) -> None:

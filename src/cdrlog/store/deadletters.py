@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, RowMapping, update
 
 from cdrlog.store.database import in_transaction
 from cdrlog.store.tables import dead_letter
@@ -25,6 +25,39 @@ class DeadLetter:
     body: bytes
     truncated: bool
     reason: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KeptLetter:
+    """A dead letter as stored: what was refused, when and why, and what became of it."""
+
+    id: int
+    received_at: datetime
+    team: str | None
+    path: str
+    content_type: str | None
+    remote_addr: str | None
+    body: bytes
+    truncated: bool
+    reason: Mapping[str, Any]
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+def letter_from_row(row: RowMapping) -> KeptLetter:
+    return KeptLetter(
+        id=row["id"],
+        received_at=row["received_at"],
+        team=row["orgidentity"],
+        path=row["path"],
+        content_type=row["content_type"],
+        remote_addr=row["remote_addr"],
+        body=bytes(row["body"]),
+        truncated=bool(row["truncated"]),
+        reason=json.loads(row["reason"]),
+        resolved_at=row["resolved_at"],
+        resolution=row["resolution"],
+    )
 
 
 def keep(engine: Engine, letter: DeadLetter, now: datetime) -> int:

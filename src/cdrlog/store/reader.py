@@ -5,37 +5,26 @@ reaches `PAGE_BYTES`, and says where to go on. Columns a sender filled (an event
 fields, a dead letter's body and reason) are cut in SQL, so a few huge rows never pass
 through the server whole; a row shows what was cut with a `*_truncated` flag. The
 budgets, and the pure code that sizes rows and shapes the cut values, are in
-`cdrlog.core.excerpts`; the SQL that cuts is here, beside the tables it reads.
+`cdrlog.core.excerpts`; the SQL that cuts, and the keyset walk, in `cuts`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
-    LargeBinary,
     Row,
-    Select,
-    Text,
-    and_,
-    func,
-    or_,
     select,
 )
 
 from cdrlog.core.excerpts import (
     BODY_SHOWN,
-    FIELDS_SHOWN,
-    FIRST_BATCH,
-    LAST_BATCH,
     LETTER_SHOWN,
     PAGE_BYTES,
     REASON_SHOWN,
@@ -44,7 +33,6 @@ from cdrlog.core.excerpts import (
     fit,
     json_size,
     letter_excerpt,
-    utf8,
 )
 from cdrlog.core.exports import CDR_COLUMNS
 from cdrlog.core.report import (
@@ -60,7 +48,9 @@ from cdrlog.core.report import (
 )
 from cdrlog.core.times import as_utc
 from cdrlog.store import queries
+from cdrlog.store.cuts import event_columns, later_event, letter_columns, letters_where, walk
 from cdrlog.store.database import read_only
+from cdrlog.store.deadletters import KeptLetter, letter_from_row
 from cdrlog.store.tables import call_event, cdr, dead_letter
 
 EXPORT_BATCH = 5000
@@ -167,7 +157,7 @@ class Reader:
         query = select(cdr).where(cdr.c.id == cdr_id)
         if teams is not None:
             query = query.where(cdr.c.orgidentity.in_(teams))
-        timeline = select(*_event_columns()).order_by(call_event.c.event_time, call_event.c.id)
+        timeline = select(*event_columns()).order_by(call_event.c.event_time, call_event.c.id)
         with self.connect() as connection:
             row = connection.execute(query).first()
             if row is None:
@@ -177,7 +167,7 @@ class Reader:
                 call_event.c.orgidentity == row.orgidentity,
                 call_event.c.sessionid == row.diallogid,
             )
-            rows = _walk(connection, timeline, _later_event, TIMELINE_EVENTS + 1)
+            rows = walk(connection, timeline, later_event, TIMELINE_EVENTS + 1)
             events, cut = fit(_events(rows), budget - json_size(found))
         if len(events) > TIMELINE_EVENTS:
             events, cut = events[:TIMELINE_EVENTS], True
@@ -210,7 +200,7 @@ class Reader:
         self, wanted: EventFilter, before: int | None, size: int, budget: int = PAGE_BYTES
     ) -> Listing:
         """The journal, newest first; `before` is the id the previous page ended at."""
-        query = select(*_event_columns()).order_by(call_event.c.id.desc())
+        query = select(*event_columns()).order_by(call_event.c.id.desc())
         if wanted.teams is not None:
             query = query.where(call_event.c.orgidentity.in_(wanted.teams))
         if wanted.sessionid is not None:
@@ -222,17 +212,17 @@ class Reader:
         if before is not None:
             query = query.where(call_event.c.id < before)
         with self.connect() as connection:
-            rows = _walk(connection, query, lambda row: call_event.c.id < row.id, size)
+            rows = walk(connection, query, lambda row: call_event.c.id < row.id, size)
             return _listing(_events(rows), size, budget)
 
     def dead_letters(
         self, teams: tuple[str, ...] | None, before: int | None, size: int, unresolved: bool
-    ) -> list[dict[str, Any]]:
+    ) -> list[KeptLetter]:
         """Whole dead letters, bodies and all, newest first (for exports)."""
         query = select(dead_letter).order_by(dead_letter.c.id.desc()).limit(size)
-        query = _letters_where(query, teams, before, unresolved)
+        query = letters_where(query, teams, before, unresolved)
         with self.connect() as connection:
-            return [_letter(row._mapping) for row in connection.execute(query)]
+            return [letter_from_row(row._mapping) for row in connection.execute(query)]
 
     def dead_letter_listing(
         self,
@@ -244,10 +234,10 @@ class Reader:
     ) -> Listing:
         """Dead letters newest first, bodies and reasons cut (`body_truncated`,
         `reason_truncated`)."""
-        query = select(*_letter_columns(BODY_SHOWN, REASON_SHOWN))
-        query = _letters_where(query.order_by(dead_letter.c.id.desc()), teams, before, unresolved)
+        query = select(*letter_columns(BODY_SHOWN, REASON_SHOWN))
+        query = letters_where(query.order_by(dead_letter.c.id.desc()), teams, before, unresolved)
         with self.connect() as connection:
-            rows = _walk(connection, query, lambda row: dead_letter.c.id < row.id, size)
+            rows = walk(connection, query, lambda row: dead_letter.c.id < row.id, size)
             return _listing(
                 (letter_excerpt(row._mapping, BODY_SHOWN, REASON_SHOWN) for row in rows),
                 size,
@@ -258,8 +248,8 @@ class Reader:
         self, letter_id: int, teams: tuple[str, ...] | None
     ) -> dict[str, Any] | None:
         """One dead letter as a reader sees it: `LETTER_SHOWN` of its body and reason."""
-        query = select(*_letter_columns(LETTER_SHOWN, LETTER_SHOWN))
-        query = _letters_where(query.where(dead_letter.c.id == letter_id), teams, None, False)
+        query = select(*letter_columns(LETTER_SHOWN, LETTER_SHOWN))
+        query = letters_where(query.where(dead_letter.c.id == letter_id), teams, None, False)
         with self.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else letter_excerpt(row._mapping, LETTER_SHOWN, LETTER_SHOWN)
@@ -273,53 +263,12 @@ class Reader:
         with self.connect() as connection:
             return [row.id for row in connection.execute(query.order_by(dead_letter.c.id))]
 
-    def dead_letter(self, letter_id: int) -> dict[str, Any] | None:
+    def dead_letter(self, letter_id: int) -> KeptLetter | None:
         with self.connect() as connection:
             row = connection.execute(
                 select(dead_letter).where(dead_letter.c.id == letter_id)
             ).first()
-        return None if row is None else _letter(row._mapping)
-
-
-def _letters_where(
-    query: Select[Any], teams: tuple[str, ...] | None, before: int | None, unresolved: bool
-) -> Select[Any]:
-    if teams is not None:
-        query = query.where(dead_letter.c.orgidentity.in_(teams))
-    if before is not None:
-        query = query.where(dead_letter.c.id < before)
-    if unresolved:
-        query = query.where(dead_letter.c.resolved_at.is_(None))
-    return query
-
-
-def _walk(
-    connection: Connection,
-    query: Select[Any],
-    following: Callable[[Row[Any]], ColumnElement[bool]],
-    most: int,
-) -> Iterator[Row[Any]]:
-    """Up to `most` rows of the ordered `query`, a batch at a time (a keyset walk:
-    `following(row)` selects the rows after `row`), so a reader that stops early never
-    had the rest sent. Drivers buffer a whole result, so one big query would."""
-    after: ColumnElement[bool] | None = None
-    batch = FIRST_BATCH
-    while most > 0:
-        take = min(most, batch)
-        rest = query if after is None else query.where(after)
-        rows = connection.execute(rest.limit(take)).all()
-        yield from rows
-        if len(rows) < take:
-            return
-        most -= take
-        after = following(rows[-1])
-        batch = min(2 * batch, LAST_BATCH)
-
-
-def _later_event(row: Row[Any]) -> ColumnElement[bool]:
-    """The events after `row` in timeline order (event time, then id)."""
-    time, id_ = call_event.c.event_time, call_event.c.id
-    return or_(time > row.event_time, and_(time == row.event_time, id_ > row.id))
+        return None if row is None else letter_from_row(row._mapping)
 
 
 def _listing(rows: Iterable[dict[str, Any]], size: int, budget: int) -> Listing:
@@ -328,31 +277,5 @@ def _listing(rows: Iterable[dict[str, Any]], size: int, budget: int) -> Listing:
     return Listing(kept, kept[-1]["id"] if more else None)
 
 
-def _event_columns() -> list[ColumnElement[Any]]:
-    """The journal's columns for readers: `fields` read one character past what is shown
-    (so a cut is seen), the fingerprint left out."""
-    kept = [c for c in call_event.c if c.name not in ("fields", "fingerprint")]
-    fields = func.substr(call_event.c.fields, 1, FIELDS_SHOWN + 1, type_=Text())
-    return [*kept, fields.label("fields")]
-
-
 def _events(rows: Iterable[Row[Any]]) -> Iterator[dict[str, Any]]:
     return (event_excerpt(row._mapping) for row in rows)
-
-
-def _letter_columns(body: int, reason: int) -> list[ColumnElement[Any]]:
-    left_out = ("body", "reason")
-    kept = [c for c in dead_letter.c if c.name not in left_out]
-    return [
-        *kept,
-        func.substr(dead_letter.c.body, 1, body + 1, type_=LargeBinary()).label("body"),
-        func.substr(dead_letter.c.reason, 1, reason + 1, type_=Text()).label("reason"),
-    ]
-
-
-def _letter(values: Any) -> dict[str, Any]:
-    shown = dict(values)
-    shown["reason"] = json.loads(shown["reason"])
-    shown["raw_body"] = shown.pop("body")
-    shown["body"] = utf8(shown["raw_body"])
-    return shown

@@ -36,8 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
-from cdrlog.core.cdr import Cdr
 from cdrlog.core.events import CallEvent
+from cdrlog.core.record import CDR_COLUMN_OF, Cdr
 from cdrlog.core.rules import Disposition, Status
 from cdrlog.core.times import from_utc_naive, to_utc_naive
 
@@ -258,47 +258,17 @@ def call_event_from_row(row: Row[Any]) -> CallEvent:
 
 
 def cdr_from_row(row: Row[Any]) -> Cdr:
-    return Cdr(
-        team=row.orgidentity,
-        diallogid=row.diallogid,
-        calltype=row.calltype,
-        target=row.target,
-        src=row.src,
-        dst=row.dst,
-        agentno=row.agentno,
-        starttime=row.starttime,
-        answertime=row.answertime,
-        endtime=row.endtime,
-        duration=row.duration,
-        billsec=row.billsec,
-        disposition=Disposition(row.disposition),
-        status=Status(row.status),
-        did=row.did,
-        agent_group=row.agent_group,
-        hold_seconds=row.hold_seconds,
-        transferred_to=row.transferred_to,
-    )
+    """A stored CDR's record: the columns `CDR_COLUMN_OF` names, enums as their enums."""
+    values = {name: getattr(row, column) for name, column in CDR_COLUMN_OF.items()}
+    values["disposition"] = Disposition(row.disposition)
+    values["status"] = Status(row.status)
+    return Cdr(**values)
 
 
 def cdr_values(record: Cdr) -> dict[str, Any]:
-    """The columns a fold determines (everything but ids and bookkeeping times)."""
-    return {
-        "orgidentity": record.team,
-        "diallogid": record.diallogid,
-        "calltype": record.calltype,
-        "target": record.target,
-        "src": record.src,
-        "dst": record.dst,
-        "agentno": record.agentno,
-        "starttime": record.starttime,
-        "answertime": record.answertime,
-        "endtime": record.endtime,
-        "duration": record.duration,
-        "billsec": record.billsec,
-        "disposition": record.disposition.value,
-        "status": record.status.value,
-        "did": record.did,
-        "agent_group": record.agent_group,
-        "hold_seconds": record.hold_seconds,
-        "transferred_to": record.transferred_to,
-    }
+    """The columns a fold determines (everything but ids and bookkeeping times), in
+    `CDR_COLUMN_OF` order; enums as their text."""
+    values = {column: getattr(record, name) for name, column in CDR_COLUMN_OF.items()}
+    values["disposition"] = record.disposition.value
+    values["status"] = record.status.value
+    return values

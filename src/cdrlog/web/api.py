@@ -1,6 +1,6 @@
-"""The read API: CDRs (JSON, CSV, JSON lines), one CDR's timeline, statistics, agents'
-states, the journal and the dead letters. HTTP only: queries live in `reader` and
-`agents`, shapes in `schemas`.
+"""The read API of CDRs: pages (JSON, CSV, JSON lines), one CDR's timeline, and
+statistics. HTTP only: queries live in `reader`, shapes in `schemas`; the operators'
+reads are in `operators`.
 
 Every parameter is bounded before any query runs (numbers to a signed 64-bit column,
 times to `report.EARLIEST_ASKED`..`LATEST_ASKED`, text to `TEXT_MAX`): whatever a
@@ -10,7 +10,7 @@ client sends is answered 4xx naming the parameter, never 500.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -21,54 +21,26 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from cdrlog.core.excerpts import PAGE_BYTES, TIMELINE_EVENTS
 from cdrlog.core.exports import Batch, capped, csv_chunks, jsonl_chunks, shown
-from cdrlog.core.report import MAX_ID, CdrFilter, Cursor, GroupBy, NumberMatch, Sort, asked_time
+from cdrlog.core.report import MAX_ID, CdrFilter, Cursor, GroupBy, NumberMatch, Sort
 from cdrlog.core.rules import Disposition, Status
-from cdrlog.core.scope import Scope
-from cdrlog.service.ingest import Clock
-from cdrlog.service.settings import Settings, zone_named
-from cdrlog.store.agents import listing
-from cdrlog.store.reader import EventFilter, Reader
 from cdrlog.web import schemas
-from cdrlog.web.auth import reader_scope
+from cdrlog.web.params import (
+    SHORT_PAGES,
+    ReaderDep,
+    ScopeDep,
+    TextQuery,
+    ZoneDep,
+    aware,
+    one_of,
+)
 
 router = APIRouter(prefix="/api/v1")
 # Longer than any stored team, agent, number or session id (64 or 128 characters): a
 # longer filter could match nothing, and is refused rather than sent to the database.
-TEXT_MAX = 256
 # What a 422 says of each problem: bodies can be megabytes, so neither the value nor
 # more than this of a field name or message is repeated, nor more problems than these.
 SHOWN_OF_PROBLEM = 200
 PROBLEMS_SHOWN = 20
-SHORT_PAGES = (
-    f" A page may hold fewer rows than `limit`: it also ends at about {PAGE_BYTES >> 20} "
-    "MiB, and big values are cut (see the `*_truncated` flags)."
-)
-TextQuery = Annotated[str | None, Query(max_length=TEXT_MAX)]
-
-ScopeDep = Annotated[Scope, Depends(reader_scope)]
-
-
-def _reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
-    return reader
-
-
-def display_zone(
-    request: Request,
-    tz: Annotated[
-        str | None, Query(description="IANA zone for shown times, e.g. Asia/Shanghai")
-    ] = None,
-) -> ZoneInfo:
-    settings: Settings = request.app.state.settings
-    try:
-        return zone_named(tz) if tz else settings.display_zone
-    except ValueError as error:
-        refused = "is not an IANA time zone name (e.g. Asia/Shanghai)"
-        raise HTTPException(400, {"tz": refused}) from error
-
-
-ZoneDep = Annotated[ZoneInfo, Depends(display_zone)]
-ReaderDep = Annotated[Reader, Depends(_reader)]
 
 
 def cdr_filter(
@@ -99,12 +71,12 @@ def cdr_filter(
         int | None, Query(ge=0, le=MAX_ID, description="billsec at least")
     ] = None,
 ) -> CdrFilter:
-    wanted_team = _one_of("team", team, orgidentity)
+    wanted_team = one_of("team", team, orgidentity)
     return CdrFilter(
-        start_from=_aware("from", start_from, zone),
-        start_to=_aware("to", start_to, zone),
+        start_from=aware("from", start_from, zone),
+        start_to=aware("to", start_to, zone),
         teams=scope.narrow(wanted_team),
-        agentno=_one_of("agent", agent, agentno),
+        agentno=one_of("agent", agent, agentno),
         number=NumberMatch.parse(number) if number else None,
         src=NumberMatch.parse(src) if src else None,
         dst=NumberMatch.parse(dst) if dst else None,
@@ -198,101 +170,6 @@ def get_stats(
     )
 
 
-@router.get(
-    "/agents",
-    tags=["agents"],
-    response_model=schemas.AgentList,
-    summary="Each agent and its state now: available, on a call, paused, wrap-up or logged out",
-)
-def list_agents(
-    request: Request,
-    reader: ReaderDep,
-    scope: ScopeDep,
-    zone: ZoneDep,
-    team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
-    orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
-) -> Any:
-    teams = scope.narrow(_one_of("team", team, orgidentity))
-    if teams == ():
-        return schemas.AgentList(agents=[])
-    settings: Settings = request.app.state.settings
-    clock: Clock = request.app.state.clock
-    # The same limit that closes a call as timeout: a call past it is no longer on.
-    longest = timedelta(minutes=settings.max_call_minutes)
-    found = listing(reader.engine, teams, clock(), longest)
-    return schemas.AgentList(agents=[schemas.AgentOut.of(agent, zone) for agent in found])
-
-
-@router.get(
-    "/events",
-    tags=["operators"],
-    response_model=schemas.EventPage,
-    summary="The journal: every accepted event as received, newest first",
-    description="`next_before` continues the walk." + SHORT_PAGES,
-)
-def list_events(
-    reader: ReaderDep,
-    scope: ScopeDep,
-    zone: ZoneDep,
-    team: TextQuery = None,
-    sessionid: TextQuery = None,
-    since: Annotated[
-        datetime | None, Query(alias="from", description="eventTime at or after")
-    ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="eventTime before")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
-    ] = None,
-) -> Any:
-    since_utc, until_utc = _aware("from", since, zone), _aware("to", until, zone)
-    found = reader.events(
-        EventFilter(scope.narrow(team), sessionid, since_utc, until_utc), before, limit
-    )
-    events = [schemas.EventOut(**shown(row, zone)) for row in found.rows]
-    return schemas.EventPage(events=events, next_before=found.next_before)
-
-
-@router.get(
-    "/rejected",
-    tags=["operators"],
-    response_model=schemas.DeadLetterPage,
-    summary="Dead letters: refused push bodies, with why, newest first",
-    description="`next_before` continues the walk." + SHORT_PAGES,
-)
-def list_rejected(
-    reader: ReaderDep,
-    scope: ScopeDep,
-    zone: ZoneDep,
-    team: TextQuery = None,
-    unresolved: Annotated[bool, Query(description="only those no retry has resolved")] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-) -> Any:
-    found = reader.dead_letter_listing(scope.narrow(team), before, limit, unresolved)
-    letters = [schemas.DeadLetterOut(**shown(row, zone)) for row in found.rows]
-    return schemas.DeadLetterPage(rejected=letters, next_before=found.next_before)
-
-
-@router.get(
-    "/rejected/{letter_id}",
-    tags=["operators"],
-    response_model=schemas.DeadLetterOut,
-    summary="One dead letter, with more of its body than the listing shows",
-    responses={404: {"description": "no such dead letter (for this reader)"}},
-)
-def get_rejected(
-    letter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    reader: ReaderDep,
-    scope: ScopeDep,
-    zone: ZoneDep,
-) -> Any:
-    found = reader.shown_dead_letter(letter_id, scope.teams)
-    if found is None:
-        raise HTTPException(404, "no such dead letter")
-    return schemas.DeadLetterOut(**shown(found, zone))
-
-
 async def invalid_request(request: Request, error: Exception) -> JSONResponse:
     """The app's answer to a request its parameters or body do not fit: 422, naming each
     parameter or field and what is wrong with it, in FastAPI's shape less the `input`
@@ -325,22 +202,6 @@ def _stream(batches: Iterator[Batch], chosen: str, zone: ZoneInfo) -> StreamingR
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="cdrs.jsonl"'},
     )
-
-
-def _aware(name: str, moment: datetime | None, zone: ZoneInfo) -> datetime | None:
-    """A time given without an offset is read in the reader's zone."""
-    if moment is None:
-        return None
-    try:
-        return asked_time(moment, zone)
-    except ValueError as error:
-        raise HTTPException(400, {name: str(error)}) from error
-
-
-def _one_of(name: str, value: str | None, alias: str | None) -> str | None:
-    if value is not None and alias is not None and value != alias:
-        raise HTTPException(400, {name: f"given twice, as {value!r} and {alias!r}"})
-    return value if value is not None else alias
 
 
 def _dispositions(text: str | None) -> tuple[Disposition, ...]:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -19,16 +18,15 @@ from starlette.concurrency import run_in_threadpool
 from cdrlog import __version__
 from cdrlog.service import metrics
 from cdrlog.service.batcher import Batcher
-from cdrlog.service.ingest import Clock, Ingestor, utc_now
+from cdrlog.service.clock import Clock, utc_now
+from cdrlog.service.ingest import Ingestor
+from cdrlog.service.services import build_services
 from cdrlog.service.settings import Settings
-from cdrlog.service.spool import Spool, SpoolUnavailable
-from cdrlog.service.tokenstore import TokenStore
-from cdrlog.store.database import make_engine
-from cdrlog.store.reader import Reader
-from cdrlog.web import api, dashboard, docs, push, signin
+from cdrlog.service.spool import SpoolUnavailable
+from cdrlog.web import api, dashboard, docs, operators, push, signin
 from cdrlog.web.auth import metrics_reader
 from cdrlog.web.limits import Buckets, Guard, RedactTokens
-from cdrlog.web.pushpath import Service
+from cdrlog.web.pushpath import PushFirst
 
 log = logging.getLogger(__name__)
 DRAIN_EVERY = 1.0
@@ -36,41 +34,27 @@ DRAIN_EVERY = 1.0
 
 def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = utc_now) -> FastAPI:
     """The ASGI app. The engine is made from the settings unless one is handed in."""
-    engine = engine if engine is not None else make_engine(settings.database_url)
-
-    ingestor = Ingestor(engine, clock, timedelta(minutes=settings.max_call_minutes))
-    spool = Spool(settings.spool_dir)
+    wired = build_services(settings, engine, clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # SQLite has one writer at a time: more writer threads would only split batches.
-        writers = 1 if engine.dialect.name == "sqlite" else settings.writers
-        batcher = Batcher(
-            ingestor,
-            writers=writers,
-            max_batch=settings.max_batch,
-            spool=spool,
-            recheck=app.state.receiver.check,
-        )
-        app.state.batcher = batcher
+        batcher = wired.start_writers()
         # Built now rather than by the first request, which would stall the event loop.
         app.openapi()
         # Read the tokens now, so a database lost before the first push finds them known.
         with suppress(OperationalError, InterfaceError):
-            await asyncio.to_thread(app.state.tokens.known)
+            await asyncio.to_thread(wired.tokens.known)
         tasks = [
-            asyncio.create_task(_close_stale_calls(ingestor, settings.timeout_check_seconds)),
+            asyncio.create_task(_close_stale_calls(wired.ingestor, settings.timeout_check_seconds)),
             asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),
         ]
         yield
         for task in tasks:
             task.cancel()
         # Requests in flight have been answered by now; store what is still queued.
-        batcher.close()
-        spool.close()
-        engine.dispose()
+        wired.close()
 
-    app = Service(
+    app = PushFirst(
         title="cdrlog",
         version=__version__,
         summary="asterCC push events in, one correct CDR per call out.",
@@ -83,20 +67,17 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         # A redirect's Location repeats the query string, and with it a `?token=`.
         redirect_slashes=False,
     )
-    app.state.settings = settings
-    app.state.clock = clock
-    app.state.tokens = TokenStore(engine, clock, settings.token_cache_seconds)
-    app.state.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
+    app.services = wired
+    app.token_buckets = Buckets(settings.rate_per_second, settings.rate_burst)
     by_address = Buckets(settings.rate_per_second, settings.rate_burst)
     app.add_middleware(Guard, by_address=by_address)
     app.serve_pushes(by_address)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in access.filters):
         access.addFilter(RedactTokens())
-    app.state.receiver = push.Receiver(settings=settings, ingestor=ingestor)
-    app.state.reader = Reader(engine)
     app.include_router(push.router)
     app.include_router(api.router)
+    app.include_router(operators.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
     app.include_router(signin.router)
@@ -114,7 +95,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         dependencies=[Depends(metrics_reader)],
     )
     def prometheus() -> Response:
-        metrics.SPOOL_DEPTH.set(spool.depth())
+        metrics.SPOOL_DEPTH.set(wired.spool.depth())
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
@@ -130,11 +111,11 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     def readyz() -> dict[str, Any]:
         # Degraded is still ready: events are accepted (into the spool) all the same.
         try:
-            ingestor.ping()
+            wired.ingestor.ping()
             database = "up"
         except DBAPIError:
             database = "unreachable"
-        depth = spool.depth()
+        depth = wired.spool.depth()
         ready = database == "up" and depth == 0
         return {
             "status": "ready" if ready else "degraded",

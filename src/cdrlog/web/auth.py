@@ -17,9 +17,8 @@ from fastapi import HTTPException, Request
 
 from cdrlog.core.scope import Scope
 from cdrlog.core.tokens import Grant, TokenScope, csrf_value
-from cdrlog.service.settings import Settings
 from cdrlog.service.tokenstore import TokenStore
-from cdrlog.web.limits import Buckets
+from cdrlog.web.deps import app_of, services
 
 SESSION_COOKIE = "cdrlog_session"
 CSRF_COOKIE = "cdrlog_csrf"
@@ -40,8 +39,7 @@ def presented(request: Request) -> tuple[str | None, bool]:
 
 
 def _store(request: Request) -> TokenStore:
-    store: TokenStore = request.app.state.tokens
-    return store
+    return services(request).tokens
 
 
 def required_grant(request: Request) -> Grant | None:
@@ -65,8 +63,7 @@ def required_grant(request: Request) -> Grant | None:
         raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
     if from_cookie and request.method in UNSAFE_METHODS:
         _check_csrf(request)
-    buckets: Buckets = request.app.state.token_buckets
-    wait = buckets.take(str(found.token_id))
+    wait = app_of(request).token_buckets.take(str(found.token_id))
     if wait:
         raise HTTPException(
             429, "too many requests with this token", {"Retry-After": str(ceil(wait))}
@@ -115,7 +112,7 @@ def pushable_team(request: Request, team: str | None) -> str | None:
 def _may_be_open(request: Request) -> bool:
     """Without tokens, only loopback is served (unless the operator allowed more): the
     bind address, and the client as a reverse proxy reports it."""
-    settings: Settings = request.app.state.settings
+    settings = services(request).settings
     if settings.allow_open:
         return True
     client = request.client.host if request.client else ""
@@ -130,7 +127,7 @@ def _refuse_browsers_elsewhere(request: Request) -> None:
     A page on another origin can still send a form POST (no preflight): a browser
     marks it with `Origin` or `Sec-Fetch-Site`, which asterCC's own POSTs never carry.
     """
-    settings: Settings = request.app.state.settings
+    settings = services(request).settings
     client = request.client.host if request.client else ""
     if not _is_address(client):
         return  # called in-process (tests, ASGI embedding): no browser involved

@@ -126,6 +126,22 @@ class _Limits(asyncio.Protocol):
     _heard = False  # whether bytes came since the wait for a head began
     _address: str | None = None  # set while a slot is held
 
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ConnectionLimits,
+        slots: AddressSlots,
+    ) -> None:
+        # The protocol this is mixed in before takes uvicorn's arguments; the limits
+        # are this mixin's own.
+        super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
+        self.limits = limits
+        self.slots = slots
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._admit()
@@ -214,20 +230,6 @@ class _Limits(asyncio.Protocol):
 class LimitedH11Protocol(_Limits, H11Protocol):
     """uvicorn's h11 protocol under the connection limits."""
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        limits: ConnectionLimits,
-        slots: AddressSlots,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.limits = limits
-        self.slots = slots
-
     def _in_body(self) -> bool:
         return self.conn.their_state is h11.SEND_BODY
 
@@ -253,20 +255,6 @@ else:
         """uvicorn's httptools protocol under the connection limits."""
 
         _reading_body = False
-
-        def __init__(
-            self,
-            config: Config,
-            server_state: ServerState,
-            app_state: dict[str, Any],
-            _loop: asyncio.AbstractEventLoop | None = None,
-            *,
-            limits: ConnectionLimits,
-            slots: AddressSlots,
-        ) -> None:
-            super().__init__(config, server_state, app_state, _loop)
-            self.limits = limits
-            self.slots = slots
 
         def _in_body(self) -> bool:
             # A pipelined request's body is not read until the answers before it are

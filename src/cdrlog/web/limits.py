@@ -37,7 +37,10 @@ PRIVATE_PREFIXES = ("/api/", "/astercc/", "/metrics")
 
 
 class Buckets:
-    """Token buckets: `rate` requests per second on average, bursts up to `burst`."""
+    """Token buckets: `rate` requests per second on average, bursts up to `burst`.
+
+    At most MAX_KEYS buckets are held: a new key beyond that forgets them all (and so
+    grants each a fresh burst) rather than letting one-off addresses grow memory."""
 
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
@@ -45,6 +48,10 @@ class Buckets:
         self.clock = clock
         self._levels: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def held(self) -> int:
+        """How many keys have a bucket in memory: never more than MAX_KEYS."""
+        return len(self._levels)
 
     def take(self, key: str) -> float:
         """0 if allowed; else the seconds to wait before the next request would be."""

@@ -3,25 +3,27 @@
 Every event of a call center arrives here, so this path is kept short: the framework's
 middleware, router, dependency solving and per-route wrapping cost more than receiving
 an event does. POSTs to a Push event URL go through the same guard (limits, security
-headers) straight to `push.receive`; everything else, and the OpenAPI reference of
-these URLs (the FastAPI routes in `cdrlog.web.push`), stays with FastAPI. Errors are
-answered as the app's own handlers answer them.
+headers) straight to `push.receive`; everything else stays with FastAPI, whose OpenAPI
+document gets these URLs from `push.push_operations`. Errors are answered as the app's
+own handlers answer them.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cdrlog.web.deps import ServiceApp
 from cdrlog.web.limits import Buckets, Guard
-from cdrlog.web.push import receive
+from cdrlog.web.push import push_operations, receive
 
 TEAM_URL = re.compile(r"/astercc/([^/]+)/events")
 ANY_TEAM_URL = "/astercc/events"
@@ -38,17 +40,24 @@ def push_team(path: str) -> tuple[bool, str | None]:
     return (True, found.group(1)) if found else (False, None)
 
 
-class Service(FastAPI):
-    """FastAPI, with POSTs to the Push event URLs taken before its stack."""
+class PushFirst(ServiceApp):
+    """The app, with requests to the Push event URLs taken before FastAPI's stack."""
 
     _pushes: ASGIApp | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document = super().openapi()
+            document["paths"] = push_operations() | document["paths"]
+            self.openapi_schema = document
+        return self.openapi_schema
 
     def serve_pushes(self, by_address: Buckets) -> None:
         """From now on, answer pushes directly, under the same per-address limit."""
         self._pushes = ServerErrorMiddleware(Guard(_push, by_address))
 
     async def __call__(self, scope: Scope, receive_message: Receive, send: Send) -> None:
-        if self._pushes is not None and scope["type"] == "http" and scope["method"] == "POST":
+        if self._pushes is not None and scope["type"] == "http":
             is_push, team = push_team(scope["path"])
             if is_push:
                 scope["app"] = self
@@ -61,6 +70,10 @@ class Service(FastAPI):
 async def _push(scope: Scope, receive_message: Receive, send: Send) -> None:
     request = Request(scope, receive_message)
     response: Response
+    if request.method != "POST":
+        response = JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": "POST"})
+        await response(scope, receive_message, send)
+        return
     try:
         response = await receive(request, scope[TEAM_KEY])
     except HTTPException as error:

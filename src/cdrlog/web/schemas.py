@@ -17,6 +17,8 @@ TIME = "ISO-8601 with the offset of the chosen zone (`tz`)"
 class CdrOut(BaseModel):
     """One call's record: the `cdr` table's columns."""
 
+    # Written out for the descriptions; tests/store/test_columns.py keeps these the
+    # table's columns, in its order (the exports' `CDR_COLUMNS`), null where it may be.
     id: int
     orgidentity: str = Field(description="team")
     diallogid: str = Field(description="asterCC's sessionid of the call")

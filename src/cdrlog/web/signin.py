@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from cdrlog.core.tokens import TokenScope, csrf_value
-from cdrlog.service.tokenstore import TokenStore
 from cdrlog.web.auth import CSRF_COOKIE, SESSION_COOKIE, check_csrf, presented
+from cdrlog.web.deps import services
 
 router = APIRouter(prefix="/api/v1", tags=["session"])
 SESSION_SECONDS = 12 * 3600
@@ -26,7 +26,7 @@ class SignIn(BaseModel):
 
 
 def _state(request: Request) -> dict[str, Any]:
-    store: TokenStore = request.app.state.tokens
+    store = services(request).tokens
     required = store.any_active()
     token, _ = presented(request)
     found = store.grant(token) if token and required else None
@@ -45,7 +45,7 @@ def session_state(request: Request) -> dict[str, Any]:
 
 @router.post("/session", summary="Sign in with a read or admin token (sets a session cookie)")
 def sign_in(request: Request, body: SignIn) -> JSONResponse:
-    store: TokenStore = request.app.state.tokens
+    store = services(request).tokens
     found = store.grant(body.token)
     if found is None:
         raise HTTPException(401, "unknown or revoked token")
