@@ -32,7 +32,8 @@ from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.web.app import create_app
 from cdrlog.web.deps import ServiceApp
-from cdrlog.web.limits import Buckets, RedactTokens
+from cdrlog.web.limits import Buckets
+from cdrlog.web.redaction import RedactTokens
 from support.servers import free_port, wait_until_healthy
 from support.teams import ALPHA, bearer, call_events
 from support.waiting import wait_until

@@ -15,7 +15,7 @@ def log_config(kind: str) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["cdrlog"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     # On the handlers, so that no line of any logger carries a token out.
-    config.setdefault("filters", {})["redact"] = {"()": "cdrlog.web.limits.RedactTokens"}
+    config.setdefault("filters", {})["redact"] = {"()": "cdrlog.web.redaction.RedactTokens"}
     for handler in config["handlers"].values():
         handler.setdefault("filters", []).append("redact")
     if kind == "json":

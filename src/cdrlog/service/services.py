@@ -15,7 +15,7 @@ from cdrlog.service.intake import Intake
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import Spool
 from cdrlog.service.tokenstore import TokenStore
-from cdrlog.store.database import make_engine
+from cdrlog.store.database import make_engine, one_writer_at_a_time
 from cdrlog.store.reader import Reader
 
 
@@ -36,9 +36,7 @@ class Services:
 
     def start_writers(self) -> Batcher:
         """Start the group-commit writers, which spool while the database is away."""
-        # SQLite has one writer at a time: more writer threads would only split batches.
-        sqlite = self.engine.dialect.name == "sqlite"
-        writers = 1 if sqlite else self.settings.writers
+        writers = 1 if one_writer_at_a_time(self.engine) else self.settings.writers
         self.batcher = Batcher(
             self.intake, writers=writers, max_batch=self.settings.max_batch, spool=self.spool
         )

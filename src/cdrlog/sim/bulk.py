@@ -39,9 +39,10 @@ from cdrlog.core.events import CallEvent, fingerprint, parse_event
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Disposition, Status
 from cdrlog.sim.traffic import GeneratedCall, generate_calls, roster
+from cdrlog.store import database
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates
-from cdrlog.store.journal import journal_row
-from cdrlog.store.tables import agent, call_event, call_session, cdr, cdr_values
+from cdrlog.store.journal import journal_row, load_rows
+from cdrlog.store.tables import agent, cdr_values
 
 BATCH_CALLS = 1000
 _UTC_ZONE = ZoneInfo("UTC")
@@ -84,9 +85,7 @@ class Rows:
     records: list[dict[str, Any]]
 
     def insert(self, connection: Connection) -> None:
-        connection.execute(call_event.insert(), self.events)
-        connection.execute(call_session.insert(), self.sessions)
-        connection.execute(cdr.insert(), self.records)
+        load_rows(connection, self.events, self.sessions, self.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,19 +224,7 @@ def rows_of(work: Batch) -> Rows:
 
 def analyze(engine: Engine) -> None:
     """Bring the query planner's statistics up to date after a bulk load."""
-    tables = ("cdr", "call_event", "call_session", "agent")
-    name = engine.dialect.name
-    with engine.connect() as connection:
-        if name == "postgresql":
-            # VACUUM also sets the visibility map, which index-only scans rely on.
-            auto = connection.execution_options(isolation_level="AUTOCOMMIT")
-            auto.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
-            return
-        if name == "sqlite":
-            connection.exec_driver_sql("ANALYZE")
-        else:
-            connection.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
-        connection.commit()
+    database.analyze(engine, ("cdr", "call_event", "call_session", "agent"))
 
 
 def journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:

@@ -196,9 +196,26 @@ def insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
     return statement.execution_options(preserve_rowcount=True)
 
 
-def inserted(connection: Connection, statement: Insert, row: dict[str, Any]) -> bool:
-    """Run an `insert_ignoring_duplicates` statement; whether the row was new."""
-    return connection.execute(statement, row).rowcount > 0
+def one_writer_at_a_time(engine: Engine) -> bool:
+    """Whether the database takes one writing transaction at a time (SQLite): more
+    writer threads would only split its batches."""
+    return engine.dialect.name == "sqlite"
+
+
+def analyze(engine: Engine, tables: tuple[str, ...]) -> None:
+    """Bring the query planner's statistics of `tables` up to date (after a bulk load)."""
+    name = engine.dialect.name
+    with engine.connect() as connection:
+        if name == "postgresql":
+            # VACUUM also sets the visibility map, which index-only scans rely on.
+            auto = connection.execution_options(isolation_level="AUTOCOMMIT")
+            auto.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
+            return
+        if name == "sqlite":
+            connection.exec_driver_sql("ANALYZE")
+        else:
+            connection.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
+        connection.commit()
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -25,8 +25,9 @@ from cdrlog.service.settings import Settings
 from cdrlog.service.spool import SpoolUnavailable
 from cdrlog.web import api, dashboard, docs, operators, push, signin
 from cdrlog.web.auth import metrics_reader
-from cdrlog.web.limits import Buckets, Guard, RedactTokens
+from cdrlog.web.limits import Buckets, Guard
 from cdrlog.web.pushpath import PushFirst
+from cdrlog.web.redaction import RedactTokens
 
 log = logging.getLogger(__name__)
 DRAIN_EVERY = 1.0
