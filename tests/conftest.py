@@ -30,6 +30,15 @@ BACKENDS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def own_spool(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every app a test builds in-process spools into a directory of its own, never into
+    the working directory's `cdrlog-spool` (servers a test starts get theirs by flag)."""
+    spool = tmp_path_factory.mktemp("spool")
+    monkeypatch.setenv("CDRLOG_SPOOL_DIR", str(spool))
+    return spool
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str

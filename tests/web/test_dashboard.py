@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -26,6 +26,7 @@ from playwright.sync_api import Browser, Page, expect
 from support.browsers import chromium
 from support.pages import ARTIFACTS, WAIT_MS, by_id
 from support.servers import running_server
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -89,14 +90,6 @@ def shown_count(page: Page, test_id: str) -> int:
     return int(by_id(page, test_id).inner_text().replace(",", "") or "0")
 
 
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.1)
-
-
 def watch_calls_arrive(page: Page, base: str, log: Path) -> None:
     """The tables fill while the simulator sends, without a reload."""
     expect(by_id(page, "live-text")).to_have_text("Live", timeout=WAIT_MS)
@@ -125,7 +118,7 @@ def check_chart(page: Page, base: str, zone: str) -> None:
     hours = api(base, "/api/v1/stats", group_by="hour", tz=zone).json()["rows"]
     answered = sum(row["answered"] for row in hours)
     wanted = [answered, CALLS - answered]
-    wait_until(lambda: page.evaluate(CHART_SUMS) == wanted, f"the chart shows {wanted}")
+    wait_until(lambda: page.evaluate(CHART_SUMS) == wanted, what=f"the chart shows {wanted}")
 
 
 def busiest_agent(base: str) -> str:
