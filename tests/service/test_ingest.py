@@ -8,68 +8,27 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import permutations
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from cdrlog.core.accepted import Accepted, Outcome
-from cdrlog.core.events import Rejection, fingerprint, parse_event
+from cdrlog.core.accepted import Outcome
 from cdrlog.service.ingest import Ingestor
 from cdrlog.store.tables import agent, call_event, cdr
 from conftest import empty_tables
+from support.legs import T0, TEAM, Fields, accepted, at, leg, outbound
 
-TEAM = "team1"
 NOW = datetime(2024, 3, 6, 12, 0, tzinfo=UTC)
-T0 = datetime(2024, 3, 5, 9, 0, 0, tzinfo=UTC)
-
-Fields = dict[str, str]
-
-
-def accepted(fields: Mapping[str, str], team: str = TEAM) -> Accepted:
-    event = parse_event(fields, url_team=team, pbx_timezone=ZoneInfo("UTC"))
-    assert not isinstance(event, Rejection), event
-    return Accepted(event=event, fields=dict(fields), fingerprint=fingerprint(team, fields))
-
-
-def at(seconds: float) -> str:
-    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def leg(
-    sessionid: str, source: str, event: str, seconds: float, calltype: str = "dialout", **extra: str
-) -> Fields:
-    return {
-        "sessionid": sessionid,
-        "calltype": calltype,
-        "source": source,
-        "event": event,
-        "eventTime": at(seconds),
-        **extra,
-    }
 
 
 # What a closed call in the seed's shape holds in the columns the manual's fields fill.
 SEED_SHAPE_EXTRAS = {"did": None, "agent_group": None, "hold_seconds": 0, "transferred_to": None}
-
-
-def outbound(sessionid: str) -> list[Fields]:
-    """Agent 1001 (phone 8001) calls 13800138000, who answers; the customer hangs up first."""
-    agent_fields = {"agentno": "1001", "agentphone": "8001"}
-    return [
-        leg(sessionid, "CALLER", "ringing", 0, activenum="8001", **agent_fields),
-        leg(sessionid, "CALLEE", "ringing", 5, activenum="13800138000", **agent_fields),
-        leg(sessionid, "CALLEE", "answer", 12, **agent_fields),
-        leg(sessionid, "CALLEE", "hangup", 100, hangupcause="16", **agent_fields),
-        leg(sessionid, "CALLER", "hangup", 101, **agent_fields),
-    ]
 
 
 def expected_outbound(sessionid: str) -> dict[str, Any]:
