@@ -15,7 +15,7 @@ from cdrlog.service.clock import utc_now
 from cdrlog.service.settings import Settings
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.tables import call_event
-from cdrlog.web.pushpath import push_team
+from cdrlog.web.pushpath import parse_push_url
 
 RINGING = {
     "sessionid": "1709629205.118",
@@ -44,12 +44,12 @@ def journal_size(engine: Engine) -> int:
     ],
 )
 def test_team_urls(path: str, team: str | None) -> None:
-    assert push_team(path) == (team is not None, team)
+    assert parse_push_url(path) == (team is not None, team)
 
 
 def test_the_generic_url_is_a_push_url_of_no_team() -> None:
-    assert push_team("/astercc/events") == (True, None)
-    assert push_team("/astercc/events/") == (True, None)
+    assert parse_push_url("/astercc/events") == (True, None)
+    assert parse_push_url("/astercc/events/") == (True, None)
 
 
 def test_a_team_url_post_is_stored_and_other_methods_reach_the_routes(

@@ -30,7 +30,7 @@ ANY_TEAM_URL = "/astercc/events"
 TEAM_KEY = "cdrlog.push_team"
 
 
-def push_team(path: str) -> tuple[bool, str | None]:
+def parse_push_url(path: str) -> tuple[bool, str | None]:
     """Whether `path` is a Push event URL, and the team it names (None: any team).
     A trailing slash is the same URL: a redirect would repeat the `?token=` it carries."""
     path = path.removesuffix("/")
@@ -58,7 +58,7 @@ class PushFirst(ServiceApp):
 
     async def __call__(self, scope: Scope, receive_message: Receive, send: Send) -> None:
         if self._pushes is not None and scope["type"] == "http":
-            is_push, team = push_team(scope["path"])
+            is_push, team = parse_push_url(scope["path"])
             if is_push:
                 scope["app"] = self
                 scope[TEAM_KEY] = team
