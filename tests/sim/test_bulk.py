@@ -25,7 +25,8 @@ from cdrlog.core.accepted import Accepted
 from cdrlog.core.cdr import fold_call
 from cdrlog.core.events import CallEvent, fingerprint, parse_event
 from cdrlog.service.ingest import Ingestor
-from cdrlog.sim.bulk import LoadSummary, calls_of, load, plan, slots
+from cdrlog.sim.bulk import LoadSummary, calls_of, load
+from cdrlog.sim.bulk_plan import plan, slots
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.store.tables import (
     agent,

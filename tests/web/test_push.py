@@ -205,6 +205,35 @@ def _without(fields: Fields, *names: str) -> Fields:
 RINGING = SEED_CALL[0]
 
 
+def test_an_empty_body_is_refused_kept_and_listed(client: TestClient) -> None:
+    refused = client.post(f"/astercc/{TEAM}/events", content=b"", headers=_form())
+    assert refused.status_code == 400
+    letter_id = refused.json()["dead_letter_id"]
+    listed = client.get("/api/v1/rejected").json()["rejected"]
+    assert [(letter["id"], letter["body"]) for letter in listed] == [(letter_id, "")]
+    assert client.get(f"/api/v1/rejected/{letter_id}").json()["body"] == ""
+
+
+def test_a_retry_of_a_body_refused_whole_stores_nothing(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = urlencode(_without(RINGING, "event")).encode()
+    letter_id = client.post(f"/astercc/{TEAM}/events", content=body, headers=_form()).json()[
+        "dead_letter_id"
+    ]
+    retried = client.post(f"/api/v1/rejected/{letter_id}/retry")
+    assert retried.status_code == 200
+    assert retried.json() | {"errors": {}} == {
+        "id": letter_id,
+        "status": "rejected",
+        "stored": 0,
+        "duplicate": 0,
+        "errors": {},
+    }
+    assert set(retried.json()["errors"]["0"]) == {"event"}
+    assert "failed" not in caplog.text  # nothing to store is not a failed transaction
+
+
 @pytest.mark.parametrize(
     ("fields", "bad"),
     [

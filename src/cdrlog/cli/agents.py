@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cdrlog.cli.options import database_option, migrated_engine
+from cdrlog.cli.options import migrated_engine, setting_option
 from cdrlog.service.clock import utc_now
 from cdrlog.service.ingest import Ingestor
 from cdrlog.store.agents import AgentStatus, listing
@@ -37,7 +37,7 @@ def agents() -> None:
 
 
 @agents.command("set")
-@database_option
+@setting_option("database_url")
 @click.argument("team")
 @click.argument("agentno")
 @click.argument("phone")
@@ -50,18 +50,12 @@ def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
 
 
 @agents.command("list")
-@database_option
+@setting_option("database_url")
 @click.option("--team", default=None, help="Only this team.")
-@click.option(
-    "--max-call-minutes",
-    envvar="CDRLOG_MAX_CALL_MINUTES",
-    default=240,
-    show_default=True,
-    type=click.IntRange(1, 7 * 24 * 60),
-    help="A call open longer than this is a timeout: its agent is no longer on it.",
-)
+@setting_option("max_call_minutes")
 def agents_list(database_url: str, team: str | None, max_call_minutes: int) -> None:
-    """Each agent's phone, queue and state now, and how long it has been in it."""
+    """Each agent's phone, queue and state now, and how long it has been in it (an
+    agent whose call is open longer than --max-call-minutes is no longer on it)."""
     engine = migrated_engine(database_url)
     now = utc_now()
     found = listing(engine, (team,) if team else None, now, timedelta(minutes=max_call_minutes))

@@ -8,23 +8,13 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from cdrlog.service.settings import DEFAULT_DATABASE_URL
+from cdrlog.cli.options import setting_option
 from cdrlog.sim.bulk import load
 from cdrlog.store.database import make_engine, upgrade
 
-bulk_database_option = click.option(
-    "--db",
-    "database_url",
-    envvar="CDRLOG_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="SQLAlchemy URL: sqlite:///FILE, mysql+pymysql://USER@HOST/DB, "
-    "postgresql+psycopg://USER@HOST/DB.",
-)
-
 
 @click.command("bulk-load")
-@bulk_database_option
+@setting_option("database_url")
 @click.option(
     "--cdrs", type=click.IntRange(min=0), default=100_000, show_default=True, help="Calls to load."
 )

@@ -20,22 +20,16 @@ from rich.progress import (
 )
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cdrlog.cli.options import (
-    database_option,
-    migrated_engine,
-    pbx_timezone_option,
-    settings_of,
-)
-from cdrlog.service.ingest import Ingestor
-from cdrlog.service.intake import Intake
+from cdrlog.cli.options import migrated_engine, setting_option, settings_of
 from cdrlog.service.replay import DEFAULT_BATCH, Replayer, ReplaySummary, Source
+from cdrlog.service.services import build_services
 from cdrlog.store.purge import DEFAULT_BATCH as PURGE_BATCH
 from cdrlog.store.purge import PurgeCounts
 from cdrlog.store.purge import purge as delete_older
 
 
 @click.command("replay")
-@database_option
+@setting_option("database_url")
 @click.argument(
     "files",
     nargs=-1,
@@ -44,7 +38,7 @@ from cdrlog.store.purge import purge as delete_older
     type=click.Path(dir_okay=False, allow_dash=True),
 )
 @click.option("--team", default=None, help="Store every event for this team, as its push URL.")
-@pbx_timezone_option
+@setting_option("pbx_timezone")
 @click.option(
     "--batch",
     type=click.IntRange(1, 10_000),
@@ -53,14 +47,7 @@ from cdrlog.store.purge import purge as delete_older
     help="Events stored per transaction: larger is faster, but holds SQLite's one "
     "write lock longer.",
 )
-@click.option(
-    "--max-call-minutes",
-    envvar="CDRLOG_MAX_CALL_MINUTES",
-    default=240,
-    show_default=True,
-    type=int,
-    help="A call with no hangup this long after it started is closed as timeout.",
-)
+@setting_option("max_call_minutes")
 @click.option("--dead-letter", is_flag=True, help="Keep refused bodies as dead letters.")
 def replay(
     database_url: str,
@@ -77,12 +64,9 @@ def replay(
     settings = settings_of(
         database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
     )
-    engine = migrated_engine(settings.database_url)
-    # The service's own maximum call length, so replayed calls close as its would.
-    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
-    replayer = Replayer(
-        Intake(settings, ingestor), team=team, batch=batch, keep_refused=dead_letter
-    )
+    # The service's own pipeline and maximum call length: replayed calls close as its would.
+    services = build_services(settings, migrated_engine(settings.database_url))
+    replayer = Replayer(services.intake, team=team, batch=batch, keep_refused=dead_letter)
     try:
         with _progress(_total_size(files)) as advance:
             summary = replayer.replay(_opened(files), advance)
@@ -92,7 +76,7 @@ def replay(
             "the same files again stores the rest"
         ) from error
     finally:
-        engine.dispose()
+        services.close()
     click.echo(_summary_text(summary))
     if summary.rejected:
         sys.exit(1)
@@ -153,7 +137,7 @@ def _summary_text(summary: ReplaySummary) -> str:
 
 
 @click.command("purge")
-@database_option
+@setting_option("database_url")
 @click.option(
     "--older-than",
     "days",

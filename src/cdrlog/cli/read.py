@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -16,31 +15,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdrlog.cli.options import (
-    database_option,
     migrated_engine,
+    moment,
     output_option,
+    setting_option,
+    zone_option,
 )
 from cdrlog.core.exports import Batch, csv_chunks, jsonl_chunks
 from cdrlog.core.report import CdrFilter, GroupBy, Sort
-from cdrlog.service.settings import zone_named
 from cdrlog.store.reader import Reader
-
-
-def zone_option(value: str) -> ZoneInfo:
-    try:
-        return zone_named(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from error
-
-
-def moment(text: str | None, zone: ZoneInfo) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise click.BadParameter(f"{text!r} is not an ISO-8601 time") from error
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def _filter(
@@ -62,7 +45,7 @@ agent_option = click.option("--agent", help="Only this agent number.")
 
 
 @click.command()
-@database_option
+@setting_option("database_url")
 @from_option
 @to_option
 @team_option
@@ -108,7 +91,7 @@ def _with_progress(batches: Iterator[Batch], total: int) -> Iterator[Batch]:
 
 
 @click.command()
-@database_option
+@setting_option("database_url")
 @click.option(
     "--by",
     "group_by",

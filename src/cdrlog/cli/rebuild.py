@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import fields
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import click
@@ -12,22 +11,28 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 
-from cdrlog.cli.options import database_option, migrated_engine, pbx_timezone_option, settings_of
-from cdrlog.cli.read import moment, zone_option
+from cdrlog.cli.options import (
+    migrated_engine,
+    moment,
+    setting_option,
+    setting_options,
+    settings_of,
+    zone_option,
+)
 from cdrlog.core.record import Cdr
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.rebuild import Rebuilt, Selection, rebuild
+from cdrlog.service.services import build_services
 from cdrlog.store.tables import call_session
 
 
 @click.command("rebuild")
-@database_option
+@setting_option("database_url")
 @click.option("--team", help="Only this team's calls.")
 @click.option("--from", "start", help="Only calls with an event at or after (ISO-8601).")
 @click.option("--to", "end", help="Only calls with an event before (ISO-8601).")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of --from/--to without offset.")
-@pbx_timezone_option
-@click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
+@setting_options("pbx_timezone", "max_call_minutes")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 def rebuild_command(
     database_url: str,
@@ -44,13 +49,16 @@ def rebuild_command(
     Use it after fixing --pbx-timezone, or after an upgrade that changes a rule. It is
     safe while the service receives events.
     """
-    settings = settings_of(database_url=database_url, pbx_timezone=pbx_timezone)
+    settings = settings_of(
+        database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
+    )
     zone = zone_option(tz)
     scope = Selection(team, moment(start, zone), moment(end, zone))
-    engine = migrated_engine(database_url)
-    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=max_call_minutes))
-    summary = _run(ingestor, settings.pbx_zone, scope, dry_run)
-    engine.dispose()
+    services = build_services(settings, migrated_engine(settings.database_url))
+    try:
+        summary = _run(services.ingestor, settings.pbx_zone, scope, dry_run)
+    finally:
+        services.close()
     _report(summary, dry_run)
 
 

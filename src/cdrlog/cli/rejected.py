@@ -8,7 +8,6 @@ import base64
 import json
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any, TextIO
 
 import click
@@ -17,15 +16,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdrlog.cli.options import (
-    database_option,
     migrated_engine,
     output_option,
-    pbx_timezone_option,
+    setting_option,
+    setting_options,
     settings_of,
 )
 from cdrlog.core.excerpts import utf8
-from cdrlog.service.ingest import Ingestor
 from cdrlog.service.intake import Intake, RetryRefused
+from cdrlog.service.services import build_services
 from cdrlog.store.deadletters import KeptLetter
 from cdrlog.store.reader import Reader
 
@@ -40,7 +39,7 @@ def rejected() -> None:
 
 
 @rejected.command("list")
-@database_option
+@setting_option("database_url")
 @team_option
 @click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
 @click.option("--limit", default=50, show_default=True)
@@ -63,9 +62,8 @@ def rejected_list(database_url: str, team: str | None, everything: bool, limit: 
 
 
 @rejected.command("retry")
-@database_option
-@pbx_timezone_option
-@click.option("--max-call-minutes", envvar="CDRLOG_MAX_CALL_MINUTES", default=240, type=int)
+@setting_option("database_url")
+@setting_options("pbx_timezone", "max_call_minutes")
 @click.option(
     "--all",
     "everything",
@@ -91,14 +89,15 @@ def rejected_retry(
     settings = settings_of(
         database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
     )
-    engine = migrated_engine(database_url)
-    ingestor = Ingestor(engine, max_call_length=timedelta(minutes=settings.max_call_minutes))
-    intake, reader = Intake(settings, ingestor), Reader(engine)
-    if everything:
-        failed = _retry_all(intake, reader, team)
-    else:
-        failed = sum(not _retry_one(intake, reader, letter_id) for letter_id in letter_ids)
-    engine.dispose()
+    services = build_services(settings, migrated_engine(settings.database_url))
+    intake, reader = services.intake, services.reader
+    try:
+        if everything:
+            failed = _retry_all(intake, reader, team)
+        else:
+            failed = sum(not _retry_one(intake, reader, letter_id) for letter_id in letter_ids)
+    finally:
+        services.close()
     if failed:
         sys.exit(1)
 
@@ -139,7 +138,7 @@ def _retry_one(intake: Intake, reader: Reader, letter_id: int, *, quiet: bool = 
 
 
 @rejected.command("export")
-@database_option
+@setting_option("database_url")
 @click.option("--team", default=None, help="Only this team's dead letters.")
 @click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
 @output_option

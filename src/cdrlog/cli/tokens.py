@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cdrlog.cli.options import database_option, migrated_engine
+from cdrlog.cli.options import migrated_engine, setting_option
 from cdrlog.core.tokens import TokenScope
 from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
@@ -19,7 +19,7 @@ def token() -> None:
 
 
 @token.command("create")
-@database_option
+@setting_option("database_url")
 @click.option("--scope", type=click.Choice([s.value for s in TokenScope]), required=True)
 @click.option("--team", help="The team (needed for push and read tokens).")
 @click.option("--note", help="What the token is for (shown in `token list`).")
@@ -41,7 +41,7 @@ def token_create(database_url: str, scope: str, team: str | None, note: str | No
 
 
 @token.command("list")
-@database_option
+@setting_option("database_url")
 def token_list(database_url: str) -> None:
     """Every token: id, scope, team, and whether it is revoked."""
     engine = migrated_engine(database_url)
@@ -63,7 +63,7 @@ def token_list(database_url: str) -> None:
 
 
 @token.command("revoke")
-@database_option
+@setting_option("database_url")
 @click.argument("token_id", type=int)
 def token_revoke(database_url: str, token_id: int) -> None:
     """Revoke token TOKEN_ID (effective within seconds on running servers)."""

@@ -119,6 +119,8 @@ class Intake:
     def store_each(self, accepted: Sequence[Accepted]) -> list[Outcome | Rejection]:
         """Store these events, together when they can be; one result per event, in
         order. Raises `OUTAGE` errors, and any other error of a single event."""
+        if not accepted:
+            return []
         try:
             return list(self.ingestor.ingest_many(accepted))
         except OUTAGE:

@@ -1,11 +1,11 @@
 """Bulk loading: many realistic calls, with their journal, straight into a migrated database.
 
 For benchmarks and demos. The calls come from `traffic.generate_calls`, spread over the
-last `days` days with a call center's weekly shape (busy working hours, quiet nights and
-weekends, in UTC). Each event is parsed and journaled as the receiver would journal it;
-each CDR is the call's `ExpectedCdr` (which equals the fold of its events, see
-tests/test_bulk.py). Rows go in as multi-row INSERTs, one transaction per batch of
-calls, and the calls are generated a slot at a time, so memory stays flat for any count.
+last `days` days as `bulk_plan` shares them out. Each event is parsed and journaled as
+the receiver would journal it; each CDR is the call's `ExpectedCdr` (which equals the
+fold of its events, see tests/sim/test_bulk.py). Rows go in as multi-row INSERTs, one
+transaction per batch of calls, and the calls are generated a slot at a time, so memory
+stays flat for any count.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import CallEvent, fingerprint, parse_event
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Disposition, Status
+from cdrlog.sim.bulk_plan import Batch, plan
 from cdrlog.sim.traffic import GeneratedCall, generate_calls, roster
 from cdrlog.store import database
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates
@@ -46,34 +47,6 @@ from cdrlog.store.tables import agent, cdr_values
 
 BATCH_CALLS = 1000
 _UTC_ZONE = ZoneInfo("UTC")
-# Relative call volume per hour of a weekday (UTC, 00 to 23): a day shift with a lunch dip.
-# fmt: off
-_WEEKDAY_HOURS = (
-    0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.2, 0.6, 1.0, 1.0, 1.0,
-    0.7, 0.8, 1.0, 1.0, 1.0, 0.7, 0.35, 0.2, 0.1, 0.1, 0.04, 0.04,
-)
-# fmt: on
-# Monday .. Sunday.
-_WEEKDAY_FACTOR = (1.0, 1.0, 1.0, 1.0, 0.9, 0.35, 0.15)
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """`calls` calls arriving from `start` on, about `gap` seconds apart."""
-
-    start: datetime
-    calls: int
-    gap: float
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """A unit of work: numbered slots, whose calls are inserted in one transaction."""
-
-    seed: int
-    teams: int
-    agents: int
-    slots: tuple[tuple[int, Slot], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,37 +133,6 @@ def load(
         seconds=loaded,
         analyze_seconds=time.perf_counter() - began - loaded,
     )
-
-
-def plan(
-    cdrs: int, *, seed: int, start: datetime, days: int, teams: int, agents: int, size: int
-) -> list[Batch]:
-    """The batches that make `cdrs` calls: consecutive slots of about `size` calls."""
-    planned: list[Batch] = []
-    waiting: list[tuple[int, Slot]] = []
-    for number, slot in enumerate(slots(random.Random(seed), cdrs, start, days, size)):
-        waiting.append((number, slot))
-        if sum(s.calls for _, s in waiting) >= size:
-            planned.append(Batch(seed, teams, agents, tuple(waiting)))
-            waiting = []
-    if waiting:
-        planned.append(Batch(seed, teams, agents, tuple(waiting)))
-    return planned
-
-
-def slots(rng: random.Random, cdrs: int, start: datetime, days: int, most: int) -> list[Slot]:
-    """`cdrs` calls shared out over the hours from `start`, by the weekly shape with a
-    little noise; an hour busier than `most` calls is split into slots of at most that."""
-    hours = [start + timedelta(hours=h) for h in range(days * 24)]
-    weights = [_weight(hour) * rng.uniform(0.8, 1.2) for hour in hours]
-    shared: list[Slot] = []
-    for hour, count in zip(hours, _apportion(cdrs, weights), strict=True):
-        pieces = -(-count // most)
-        for piece in range(pieces):
-            calls = count // pieces + (1 if piece < count % pieces else 0)
-            at = hour + timedelta(seconds=3600 * piece / pieces)
-            shared.append(Slot(at.replace(microsecond=0), calls, 3600 / count))
-    return shared
 
 
 def calls_of(work: Batch) -> list[GeneratedCall]:
@@ -293,21 +235,6 @@ def _write_agents(engine: Engine, teams: int, agents: int, at: datetime) -> int:
     statement = insert_ignoring_duplicates(engine, agent)
     in_transaction(engine, lambda c: c.execute(statement, rows))
     return len(rows)
-
-
-def _weight(hour: datetime) -> float:
-    return _WEEKDAY_HOURS[hour.hour] * _WEEKDAY_FACTOR[hour.weekday()]
-
-
-def _apportion(total: int, weights: list[float]) -> list[int]:
-    """`total` split in proportion to `weights`, by largest remainder: sums to `total`."""
-    scale = total / sum(weights)
-    shares = [weight * scale for weight in weights]
-    counts = [int(share) for share in shares]
-    by_remainder = sorted(range(len(shares)), key=lambda i: counts[i] - shares[i])
-    for index in by_remainder[: total - sum(counts)]:
-        counts[index] += 1
-    return counts
 
 
 @contextmanager

@@ -7,7 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, LargeBinary, Row, Select, Text, and_, func, or_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Row,
+    Select,
+    Text,
+    and_,
+    func,
+    literal,
+    or_,
+)
 
 from cdrlog.core.excerpts import FIELDS_SHOWN, FIRST_BATCH, LAST_BATCH
 from cdrlog.store.tables import call_event, dead_letter
@@ -67,6 +78,11 @@ def letter_columns(body: int, reason: int) -> list[ColumnElement[Any]]:
     kept = [c for c in dead_letter.c if c.name not in left_out]
     return [
         *kept,
-        func.substr(dead_letter.c.body, 1, body + 1, type_=LargeBinary()).label("body"),
+        # SQLite's substr of an empty blob is NULL, not an empty blob.
+        func.coalesce(
+            func.substr(dead_letter.c.body, 1, body + 1, type_=LargeBinary()),
+            literal(b"", LargeBinary()),
+            type_=LargeBinary(),
+        ).label("body"),
         func.substr(dead_letter.c.reason, 1, reason + 1, type_=Text()).label("reason"),
     ]
