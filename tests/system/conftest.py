@@ -52,9 +52,10 @@ NORMAL_SOURCE = "127.0.0.2"
 NORMAL_EVERY = 0.005
 NORMAL_TIMEOUT = 5.0
 # A p99 of a handful of pushes says nothing: after a quick abuse the pusher goes on
-# to this many, for a second at most.
-NORMAL_AT_LEAST = 100
-NORMAL_GRACE = 2.0
+# to this many, for a few seconds at most. Of 200, the p99 (nearest rank) lets two be
+# late, as a p99 means to: one fsync stall on a busy machine must not decide the test.
+NORMAL_AT_LEAST = 200
+NORMAL_GRACE = 3.0
 
 
 def event_fields(sessionid: str, **changes: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import func, select
 
 from cdrlog.cli.options import (
     migrated_engine,
@@ -23,7 +22,6 @@ from cdrlog.core.record import Cdr
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.rebuild import Rebuilt, Selection, rebuild
 from cdrlog.service.services import build_services
-from cdrlog.store.tables import call_session
 
 
 @click.command("rebuild")
@@ -65,11 +63,7 @@ def rebuild_command(
 def _run(ingestor: Ingestor, zone: ZoneInfo, scope: Selection, dry_run: bool) -> Rebuilt:
     if not sys.stderr.isatty():
         return rebuild(ingestor, zone, scope, dry_run=dry_run)
-    query = select(func.count()).select_from(call_session)
-    if scope.team is not None:
-        query = query.where(call_session.c.orgidentity == scope.team)
-    with ingestor.engine.connect() as connection:
-        total = connection.execute(query).scalar_one()
+    total = ingestor.journal.count_calls(scope.team)
     columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("calls", total=total)

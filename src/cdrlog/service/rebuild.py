@@ -8,26 +8,23 @@ keeps receiving; a dry run does the same work and rolls it back.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from cdrlog.core.events import AgentEvent, CallEvent, parse_event
 from cdrlog.core.record import Cdr
 from cdrlog.service.ingest import Ingestor
 from cdrlog.store.database import in_transaction
-from cdrlog.store.journal import CallKey
+from cdrlog.store.journal import CallKey, Journaled
 from cdrlog.store.tables import (
     AGENT_EVENT_PARSED,
     CALL_EVENT_PARSED,
-    call_event_from_row,
 )
 
 EXAMPLES = 5
@@ -123,12 +120,12 @@ def _reparse_agent_rows(
     ingestor: Ingestor,
     zone: ZoneInfo,
     selection: Selection,
-    rows: list[Any],
+    rows: list[Journaled],
 ) -> Rebuilt:
     found = Rebuilt()
     fresh_events: list[AgentEvent] = []
     for row in rows:
-        fresh = parse_event(json.loads(row.fields), url_team=row.orgidentity, pbx_timezone=zone)
+        fresh = parse_event(row.fields, url_team=row.team, pbx_timezone=zone)
         if not isinstance(fresh, AgentEvent):
             found.events_unparsable += 1
             continue
@@ -136,7 +133,7 @@ def _reparse_agent_rows(
             continue
         fresh_events.append(fresh)
         values = {name: getattr(fresh, name) for name in AGENT_EVENT_PARSED}
-        if any(getattr(row, name) != value for name, value in values.items()):
+        if any(row.parsed[name] != value for name, value in values.items()):
             found.events_reparsed += 1
             ingestor.journal.rewrite_parsed(connection, row.id, values)
     ingestor.learn_agents(connection, fresh_events, ingestor.clock())
@@ -156,7 +153,7 @@ def _rebuild_calls(
     events: dict[CallKey, list[CallEvent]] = defaultdict(list)
     for row in ingestor.journal.call_rows(connection, calls):
         fresh = _reparsed(connection, ingestor, row, zone, found)
-        events[(row.orgidentity, row.sessionid)].append(fresh)
+        events[(row.team, row.sessionid or "")].append(fresh)
     chosen = [key for key in calls if selection.covers(events.get(key, []))]
     now = ingestor.clock()
     ingestor.learn_agents(connection, [e for key in chosen for e in events.get(key, [])], now)
@@ -169,11 +166,13 @@ def _rebuild_calls(
 
 
 def _reparsed(
-    connection: Connection, ingestor: Ingestor, row: Row[Any], zone: ZoneInfo, summary: Rebuilt
+    connection: Connection, ingestor: Ingestor, row: Journaled, zone: ZoneInfo, summary: Rebuilt
 ) -> CallEvent:
     """The row's event parsed again; its parsed columns rewritten when that differs."""
-    stored = call_event_from_row(row)
-    fresh = parse_event(json.loads(row.fields), url_team=row.orgidentity, pbx_timezone=zone)
+    stored = row.stored
+    if stored is None:  # pragma: no cover - `call_rows` reads the rows of calls only
+        raise ValueError(f"journal row {row.id} is not a call's")
+    fresh = parse_event(row.fields, url_team=row.team, pbx_timezone=zone)
     if not isinstance(fresh, CallEvent):
         summary.events_unparsable += 1
         return stored

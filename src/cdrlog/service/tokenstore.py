@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cdrlog.core.tokens import Grant, TokenScope, digest, new_token, shown_prefix
 from cdrlog.service.clock import Clock
-from cdrlog.store.database import in_transaction, read_only
-from cdrlog.store.tables import api_token
+from cdrlog.store import apitokens
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +70,17 @@ class TokenStore:
             "note": note,
             "created_at": self.clock(),
         }
-        key = in_transaction(
-            self.engine, lambda c: c.execute(api_token.insert(), values).inserted_primary_key
-        )
+        token_id = apitokens.insert(self.engine, values)
         self.forget()
-        return Created(int(key[0]) if key else 0, token)
+        return Created(token_id, token)
 
     def revoke(self, token_id: int) -> bool:
-        statement = (
-            update(api_token)
-            .where(api_token.c.id == token_id, api_token.c.revoked_at.is_(None))
-            .values(revoked_at=self.clock())
-        )
-        revoked = in_transaction(self.engine, lambda c: c.execute(statement).rowcount)
+        revoked = apitokens.revoke(self.engine, token_id, self.clock())
         self.forget()
-        return bool(revoked)
+        return revoked
 
     def listing(self) -> list[dict[str, Any]]:
-        query = select(api_token).order_by(api_token.c.id)
-        with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in read_only(connection).execute(query)]
+        return apitokens.rows(self.engine)
 
     def any_active(self) -> bool:
         return bool(self.known().grants)
@@ -103,12 +93,7 @@ class TokenStore:
         if found is not None or known.stale or self._refused_lately(key):
             return found
         # Perhaps made after the snapshot was read (`cdrlog token create` a moment ago).
-        query = select(api_token.c.id).where(
-            api_token.c.token_hash == key, api_token.c.revoked_at.is_(None)
-        )
-        with self.engine.connect() as connection:
-            active = read_only(connection).execute(query).first() is not None
-        if active:
+        if apitokens.is_active(self.engine, key):
             self.forget()
             return self.known().grants.get(key)
         with self._lock:
@@ -156,15 +141,8 @@ class TokenStore:
         known, generation = self._known, self._generation
         if known is not None and time.monotonic() < known.until:
             return known  # read by another thread meanwhile
-        columns = api_token.c
-        query = select(columns.id, columns.token_hash, columns.scope, columns.orgidentity)
         try:
-            with self.engine.connect() as connection:
-                rows = read_only(connection).execute(query.where(columns.revoked_at.is_(None)))
-                grants = {
-                    row.token_hash: Grant(row.id, TokenScope(row.scope), row.orgidentity)
-                    for row in rows
-                }
+            grants = apitokens.active_grants(self.engine)
         except (OperationalError, InterfaceError) as error:
             if known is None:
                 raise

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
 
 from cdrlog.core.accepted import Accepted, Outcome
 from cdrlog.core.events import CallEvent, Event
@@ -22,7 +23,9 @@ from cdrlog.core.rules import Status
 from cdrlog.store import registry
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates, read_only
 from cdrlog.store.tables import (
+    AGENT_EVENT_PARSED,
     CALL_EVENT_FOLDED,
+    CALL_EVENT_PARSED,
     call_event,
     call_event_from_row,
     call_session,
@@ -31,6 +34,31 @@ from cdrlog.store.tables import (
 )
 
 CallKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Journaled:
+    """One journal row as a rebuild reads it: the fields as they arrived, and what was
+    parsed of them when they did (`parsed`, by column; `stored`, a call's event)."""
+
+    id: int
+    team: str
+    sessionid: str | None
+    fields: dict[str, str]
+    parsed: Mapping[str, Any]
+    stored: CallEvent | None
+
+
+def _journaled(row: Row[Any]) -> Journaled:
+    values = row._mapping
+    return Journaled(
+        id=row.id,
+        team=row.orgidentity,
+        sessionid=row.sessionid,
+        fields=json.loads(row.fields),
+        parsed={name: values[name] for name in (*CALL_EVENT_PARSED, *AGENT_EVENT_PARSED)},
+        stored=call_event_from_row(row) if row.sessionid is not None else None,
+    )
 
 
 class CallLockMissing(RuntimeError):
@@ -221,6 +249,14 @@ class Journal:
 
     # --- What a rebuild reads and rewrites -------------------------------------------
 
+    def count_calls(self, team: str | None) -> int:
+        """How many calls the journal holds (of `team`)."""
+        query = select(func.count()).select_from(call_session)
+        if team is not None:
+            query = query.where(call_session.c.orgidentity == team)
+        with self.engine.connect() as connection:
+            return int(read_only(connection).execute(query).scalar_one())
+
     def calls_after(self, team: str | None, after: int, size: int) -> list[tuple[int, str, str]]:
         """Up to `size` calls (lock id, team, sessionid) with a lock id above `after`."""
         query = select(call_session.c.id, call_session.c.orgidentity, call_session.c.sessionid)
@@ -230,24 +266,22 @@ class Journal:
         with self.engine.connect() as connection:
             return [(row[0], row[1], row[2]) for row in read_only(connection).execute(query)]
 
-    def call_rows(self, connection: Connection, calls: Sequence[CallKey]) -> list[Row[Any]]:
-        """Whole journal rows of these calls' events."""
-        return list(
-            connection.execute(
-                select(call_event).where(
-                    pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
-                    call_event.c.sessionid.is_not(None),
-                )
-            )
+    def call_rows(self, connection: Connection, calls: Sequence[CallKey]) -> list[Journaled]:
+        """The journal of these calls' events."""
+        query = select(call_event).where(
+            pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
+            call_event.c.sessionid.is_not(None),
         )
+        return [_journaled(row) for row in connection.execute(query)]
 
-    def agent_rows_after(self, team: str | None, after: int, size: int) -> list[Row[Any]]:
+    def agent_rows_after(self, team: str | None, after: int, size: int) -> list[Journaled]:
         """Up to `size` journal rows of events of no call, with an id above `after`."""
         query = select(call_event).where(call_event.c.sessionid.is_(None), call_event.c.id > after)
         if team is not None:
             query = query.where(call_event.c.orgidentity == team)
         with self.engine.connect() as connection:
-            return list(read_only(connection).execute(query.order_by(call_event.c.id).limit(size)))
+            found = read_only(connection).execute(query.order_by(call_event.c.id).limit(size))
+            return [_journaled(row) for row in found]
 
     def rewrite_parsed(
         self, connection: Connection, row_id: int, values: Mapping[str, Any]

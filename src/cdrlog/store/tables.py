@@ -1,4 +1,5 @@
-"""The SQL tables (SQLAlchemy Core), and the only place rows become domain values.
+"""The SQL tables (SQLAlchemy Core), and how rows of calls become domain values (dead
+letters become theirs in `deadletters`): above the store, no code sees a row.
 
 Every time column holds naive UTC; `UtcDateTime` converts at this boundary so the rest
 of the code sees aware datetimes only. On MySQL/MariaDB the migrations give every table a
