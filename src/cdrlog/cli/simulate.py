@@ -8,10 +8,12 @@ import random
 import secrets
 import sys
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import click
 import httpx
 
+from cdrlog.cli.options import moment
 from cdrlog.sim.simulate import (
     SendSettings,
     SendSummary,
@@ -43,13 +45,7 @@ _MEASURING_START = datetime(2000, 1, 1, tzinfo=UTC)
 def _parse_start(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 date and time") from error
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment(value, ZoneInfo("UTC"))
 
 
 def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
