@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from fastapi import HTTPException
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
@@ -48,7 +49,9 @@ class PushFirst(ServiceApp):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             document = super().openapi()
-            document["paths"] = push_operations() | document["paths"]
+            # As FastAPI writes its own paths: without the null defaults of optional fields.
+            pushes = jsonable_encoder(push_operations(), exclude_none=True)
+            document["paths"] = pushes | document["paths"]
             self.openapi_schema = document
         return self.openapi_schema
 
