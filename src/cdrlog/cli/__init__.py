@@ -1,0 +1,1 @@
+"""The `cdrlog` command (click only): one module per command group."""

@@ -1,0 +1,1 @@
+"""Realistic asterCC traffic: generated, sent to a receiver, checked, bulk-loaded."""

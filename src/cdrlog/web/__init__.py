@@ -1,0 +1,1 @@
+"""HTTP only: the app, the push fast path, the API, sign-in, limits and the dashboard."""
