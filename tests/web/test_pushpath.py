@@ -103,7 +103,7 @@ def test_an_auth_refusal_is_a_detail_as_fastapi_gives_it(
         )
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
-    assert anonymous.json() == {"detail": "a token is required"}
+    assert anonymous.json() == {"detail": "team 'team1' needs a push token"}
     assert reader.status_code == 403
 
 

@@ -73,3 +73,36 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+TOKENLESS_PUSHES = Counter(
+    "cdrlog_tokenless_pushes",
+    "Events pushed without a token and accepted (push-auth mode open or observe), by team",
+    ["team"],
+)
+TOKENLESS_LAST = Gauge(
+    "cdrlog_tokenless_push_last_timestamp_seconds",
+    "When a team last pushed an event without a token (Unix time)",
+    ["team"],
+    multiprocess_mode="max",
+)
+PUSHES_REFUSED = Counter(
+    "cdrlog_pushes_refused",
+    "Pushes refused for their token (401, 403), by team, URL (team or shared) and status",
+    ["team", "url", "status"],
+)
+
+MAX_TEAM_LABELS = 1000
+_team_labels: set[str] = set()
+
+
+def team_label(team: str | None) -> str:
+    """A team as a label, bounded: the URL names the team, and anyone may send one."""
+    if team is None:
+        return "(unknown)"
+    if team in _team_labels:
+        return team
+    if len(_team_labels) >= MAX_TEAM_LABELS:
+        return "(other)"
+    _team_labels.add(team)
+    return team

@@ -8,6 +8,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from cdrlog.core.pushauth import EVERY_TEAM, PushMode, PushModes, TeamPushAuth, rollout
 from cdrlog.core.tokens import Grant, TokenScope, digest, new_token, shown_prefix
 from cdrlog.service.clock import Clock
-from cdrlog.store import apitokens
+from cdrlog.store import apitokens, pushauth
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ MAX_REFUSED_KEPT = 10_000
 class Created:
     id: int
     token: str
+    # The first token of an install starts the rollout: pushes without a token stay
+    # accepted (mode observe) until the operator requires them.
+    began_rollout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,7 @@ class _Known:
     """The active tokens as last read, by hash, and when to read them again."""
 
     grants: Mapping[str, Grant]
+    modes: Mapping[str, PushMode]
     until: float
     stale: bool = False  # the database could not be read last time
 
@@ -58,7 +64,12 @@ class TokenStore:
         # bad token costs one query per `cache_seconds`, not one per request.
         self._refused: dict[str, float] = {}
 
-    def create(self, scope: TokenScope, team: str | None, note: str | None = None) -> Created:
+    def create(
+        self, scope: TokenScope, team: str | None, note: str | None = None, *, rollout: bool = False
+    ) -> Created:
+        """A new token. With `rollout`, the install's first token leaves pushes without a
+        token accepted and counted (mode observe for every team) instead of refusing
+        them at once: the operator's asterCC URLs do not all change in the same second."""
         if scope.has_team != (team is not None):
             raise ValueError("push and read tokens need a team; admin and metrics tokens have none")
         token = new_token(secrets.token_bytes(32))
@@ -70,9 +81,16 @@ class TokenStore:
             "note": note,
             "created_at": self.clock(),
         }
+        began = (
+            rollout
+            and not apitokens.active_grants(self.engine)
+            and (EVERY_TEAM not in pushauth.modes(self.engine))
+        )
+        if began:
+            pushauth.set_mode(self.engine, EVERY_TEAM, PushMode.OBSERVE, self.clock())
         token_id = apitokens.insert(self.engine, values)
         self.forget()
-        return Created(token_id, token)
+        return Created(token_id, token, began)
 
     def revoke(self, token_id: int) -> bool:
         revoked = apitokens.revoke(self.engine, token_id, self.clock())
@@ -84,6 +102,34 @@ class TokenStore:
 
     def any_active(self) -> bool:
         return bool(self.known().grants)
+
+    def push_modes(self) -> PushModes:
+        known = self.known()
+        return PushModes(known.modes, bool(known.grants))
+
+    def set_push_mode(self, team: str, mode: PushMode | None) -> None:
+        """Set a team's mode (`EVERY_TEAM`: the default); None clears the team's own."""
+        pushauth.set_mode(self.engine, team, mode, self.clock())
+        self.forget()
+
+    def rollout(self) -> list[TeamPushAuth]:
+        """Each team's mode, push tokens and pushes without a token, read afresh."""
+        grants = apitokens.active_grants(self.engine)
+        modes = PushModes(pushauth.modes(self.engine), bool(grants))
+        tokens = Counter(
+            g.team for g in grants.values() if g.scope is TokenScope.PUSH and g.team is not None
+        )
+        tokenless = {
+            row["team"]: (row["tokenless_pushes"], row["last_tokenless_at"])
+            for row in pushauth.rows(self.engine)
+            if row["tokenless_pushes"]
+        }
+        return rollout(modes, tokens, tokenless)
+
+    def default_push_mode(self) -> PushMode:
+        """The mode of teams without their own, as stored now."""
+        grants = apitokens.active_grants(self.engine)
+        return PushModes(pushauth.modes(self.engine), bool(grants)).of(None)
 
     def grant(self, token: str) -> Grant | None:
         """What `token` allows, or None for an unknown or revoked token."""
@@ -143,16 +189,18 @@ class TokenStore:
             return known  # read by another thread meanwhile
         try:
             grants = apitokens.active_grants(self.engine)
+            modes = pushauth.modes(self.engine)
         except (OperationalError, InterfaceError) as error:
             if known is None:
                 raise
             if not known.stale:
                 log.warning("tokens cannot be read (%s); the last known ones stay in force", error)
             # Tried again after a while, not by every request while the database is away.
-            retry = _Known(known.grants, time.monotonic() + max(self.cache_seconds, 1.0), True)
+            until = time.monotonic() + max(self.cache_seconds, 1.0)
+            retry = _Known(known.grants, known.modes, until, True)
             self._known = retry if generation == self._generation else None
             return retry
-        fresh = _Known(grants, time.monotonic() + self.cache_seconds)
+        fresh = _Known(grants, modes, time.monotonic() + self.cache_seconds)
         if generation == self._generation:
             self._known = fresh
         return fresh

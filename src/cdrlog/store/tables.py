@@ -204,6 +204,20 @@ api_token = Table(
 )
 
 
+# Each team's push-auth mode (`cdrlog.core.pushauth`; team "*" is every other team's),
+# and its pushes without a token: how many, and the last, for the rollout's progress.
+push_auth = Table(
+    "push_auth",
+    metadata,
+    Column("team", String(64), primary_key=True),
+    Column("mode", String(16)),
+    Column("changed_at", UtcDateTime()),
+    Column("tokenless_pushes", BigInteger, nullable=False, default=0),
+    Column("last_tokenless_at", UtcDateTime()),
+    **TABLE_OPTIONS,
+)
+
+
 def pairs_in(
     first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[str, str]]
 ) -> ColumnElement[bool]:

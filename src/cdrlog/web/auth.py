@@ -1,16 +1,18 @@
 """Who may do what: tokens presented with a request, checked against the token store.
 
 With no token in the store the service is open (it then listens on loopback only,
-unless the operator says otherwise). Once any token exists, every push needs a push
-token of its team (or an admin token) and every read a read token (which sees only its
-team) or an admin token. A token comes as `Authorization: Bearer ...`, as `?token=...`
-(asterCC can only be given a URL), or as the dashboard's session cookie.
+unless the operator says otherwise). Once any token exists, every read needs a read
+token (which sees only its team) or an admin token, and a push needs a push token of
+its team (or an admin token) unless the team's push-auth mode still takes pushes
+without one (`cdrlog.core.pushauth`). A token comes as `Authorization: Bearer ...`, as
+`?token=...` (asterCC can only be given a URL), or as the dashboard's session cookie.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
+from dataclasses import dataclass
 from math import ceil
 
 from fastapi import HTTPException, Request
@@ -94,19 +96,42 @@ def metrics_reader(request: Request) -> None:
         raise HTTPException(403, "this needs a metrics or admin token")
 
 
-def pushable_team(request: Request, team: str | None) -> str | None:
-    """The team a push may write: the URL's, checked against the token; for the generic
-    URL, a push token's own team (so each event's orgidentity must be it)."""
+@dataclass(frozen=True, slots=True)
+class Pusher:
+    """Who a push may write for: the team (None: each event names its own), and whether
+    it came without a token while tokens exist (its team's mode took it)."""
+
+    team: str | None
+    tokenless: bool = False
+
+
+def pushable_team(request: Request, team: str | None) -> Pusher:
+    """The team a push may write: the URL's, checked against the token; for the shared
+    URL, a push token's own team (so each event's orgidentity must be it). Without a
+    token, the team's push-auth mode decides (for the shared URL, each event's team's,
+    once the body is read)."""
+    modes = _store(request).push_modes()
+    if modes.any_token and not presented(request)[0]:
+        takes = modes.of(team).takes_tokenless if team else modes.admits_some_tokenless()
+        if not takes:
+            raise HTTPException(
+                401,
+                f"team {team!r} needs a push token" if team else "a push token is required",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        # Open to any sender on the network, so not to a page of another site.
+        _refuse_other_sites(request, _host_name(request.headers.get("host", "")))
+        return Pusher(team, tokenless=True)
     found = required_grant(request)
     if found is None or found.scope is TokenScope.ADMIN:
-        return team
+        return Pusher(team)
     if found.scope is not TokenScope.PUSH:
         raise HTTPException(403, "this token may not push events")
     if team is None:
-        return found.team
+        return Pusher(found.team)
     if not found.may_push(team):
         raise HTTPException(403, f"this token may not push events for team {team!r}")
-    return team
+    return Pusher(team)
 
 
 def _may_be_open(request: Request) -> bool:
@@ -137,6 +162,11 @@ def _refuse_browsers_elsewhere(request: Request) -> None:
         raise HTTPException(
             403, "this Host is not served without tokens: add it to CDRLOG_ALLOWED_HOSTS"
         )
+    _refuse_other_sites(request, host)
+
+
+def _refuse_other_sites(request: Request, host: str) -> None:
+    """A request a page of another site made, which asterCC's own POSTs never are."""
     if request.method not in UNSAFE_METHODS:
         return
     origin = request.headers.get("origin")

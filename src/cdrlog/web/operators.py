@@ -118,3 +118,21 @@ def get_rejected(
     if found is None:
         raise HTTPException(404, "no such dead letter")
     return schemas.DeadLetterOut(**shown(found, zone))
+
+
+@router.get(
+    "/push-auth",
+    tags=["operators"],
+    response_model=schemas.PushAuthOut,
+    summary="The token rollout: each team's push-auth mode and its pushes without a token",
+    description="A read token sees its own team. A team still pushing without a token "
+    "shows a recent `last_tokenless_at`: its asterCC URL does not carry its token yet.",
+)
+def push_auth(wired: ServicesDep, scope: ScopeDep, zone: ZoneDep) -> Any:
+    wired.pushes.flush()  # this process's latest tally, not that of two seconds ago
+    teams = [t for t in wired.tokens.rollout() if scope.narrow(t.team) != ()]
+    return schemas.PushAuthOut(
+        tokens=wired.tokens.any_active(),
+        default_mode=wired.tokens.default_push_mode(),
+        teams=[schemas.TeamPushAuthOut.of(team, zone) for team in teams],
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from cdrlog.service.intake import KEPT_OF_OVERSIZE, KEPT_WHOLE, RetryRefused, it
 from cdrlog.service.services import Services
 from cdrlog.store.deadletters import DeadLetter
 from cdrlog.web import schemas
-from cdrlog.web.auth import admin_only, presented, pushable_team
+from cdrlog.web.auth import Pusher, admin_only, presented, pushable_team
 from cdrlog.web.deps import ServicesDep, services
 
 PUSH_ANSWERS: dict[str, dict[str, Any]] = {
@@ -99,11 +100,17 @@ def retry_rejected(
 async def receive(request: Request, url_team: str | None) -> JSONResponse:
     """Answer one POST to a Push event URL (`url_team` None: the generic URL)."""
     wired = services(request)
-    if wired.tokens.answers_from_memory(presented(request)[0]):
-        team = pushable_team(request, url_team)
-    else:
-        # Off the event loop: a slow or unreachable database must not stall every request.
-        team = await run_in_threadpool(pushable_team, request, url_team)
+    try:
+        if wired.tokens.answers_from_memory(presented(request)[0]):
+            pusher = pushable_team(request, url_team)
+        else:
+            # Off the event loop: a slow or unreachable database must not stall every
+            # request.
+            pusher = await run_in_threadpool(pushable_team, request, url_team)
+    except HTTPException as error:
+        _count_refusal(wired, request, url_team, url_team, error)
+        raise
+    team = pusher.team
     limit = wired.settings.max_body_bytes
     try:
         async with asyncio.timeout(wired.settings.body_timeout_seconds):
@@ -126,9 +133,16 @@ async def receive(request: Request, url_team: str | None) -> JSONResponse:
             await _dead_letter(wired, request, team, kept, reason, truncated)
             return JSONResponse({"error": decoded.message}, status_code=413)
         return _rejected(reason, await _dead_letter(wired, request, team, body, reason))
-    if decoded.batch:
-        return await _batch(wired, request, team, decoded)
-    [outcome] = await _store(wired, team, decoded.items)
+    try:
+        if decoded.batch:
+            return await _batch(wired, request, pusher, decoded)
+        [outcome] = await _store(wired, pusher, decoded.items)
+    except TokenNeeded as needed:
+        refusal = HTTPException(401, f"team {needed.team!r} needs a push token")
+        _count_refusal(wired, request, url_team, needed.team, refusal)
+        return JSONResponse(
+            {"detail": refusal.detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
     if isinstance(outcome, Rejection):
         # One event this large could never be stored (its fields are bounded): its start
         # shows what was sent, without writing a megabyte per refusal.
@@ -138,11 +152,39 @@ async def receive(request: Request, url_team: str | None) -> JSONResponse:
     return JSONResponse({"status": outcome.value})
 
 
+class TokenNeeded(Exception):
+    """A push without a token, on the shared URL, holds an event of a team whose pushes
+    need one: nothing of it is stored."""
+
+    def __init__(self, team: str) -> None:
+        super().__init__(team)
+        self.team = team
+
+
+def _count_refusal(
+    wired: Services,
+    request: Request,
+    url_team: str | None,
+    team: str | None,
+    error: HTTPException,
+) -> None:
+    """Count and log a push refused for its token (a 429 is the limiter's, not this)."""
+    if error.status_code in (401, 403):
+        client = request.client.host if request.client else ""
+        url = "team" if url_team else "shared"
+        wired.pushes.refused(team, url, error.status_code, str(error.detail), client)
+
+
 async def _store(
-    wired: Services, team: str | None, items: Sequence[Item]
+    wired: Services, pusher: Pusher, items: Sequence[Item]
 ) -> list[Outcome | Rejection]:
     """Check and store a body's events together; each result once it is committed."""
-    checked = [wired.intake.check(team, item) for item in items]
+    checked = [wired.intake.check(pusher.team, item) for item in items]
+    if pusher.tokenless and pusher.team is None:
+        modes = wired.tokens.push_modes()
+        for one in checked:
+            if isinstance(one, Accepted) and not modes.of(one.event.team).takes_tokenless:
+                raise TokenNeeded(one.event.team)
     batcher = wired.batcher
     began = time.perf_counter()
 
@@ -166,16 +208,32 @@ async def _store(
             metrics.EVENTS_REJECTED.inc()
         else:
             metrics.EVENTS_ACCEPTED.labels(kind, outcome.value).inc()
+    if pusher.tokenless:
+        _tally_tokenless(wired, checked, outcomes)
     return outcomes
 
 
+def _tally_tokenless(
+    wired: Services, checked: Sequence[Accepted | Rejection], outcomes: Sequence[Any]
+) -> None:
+    """Count the events taken without a token, by team, for the rollout's progress."""
+    teams = Counter(
+        one.event.team
+        for one, outcome in zip(checked, outcomes, strict=True)
+        if isinstance(one, Accepted) and not isinstance(outcome, Rejection)
+    )
+    for team, count in teams.items():
+        wired.pushes.tokenless(team, count)
+
+
 async def _batch(
-    wired: Services, request: Request, team: str | None, decoded: Decoded
+    wired: Services, request: Request, pusher: Pusher, decoded: Decoded
 ) -> JSONResponse:
     """Every good item is stored even when others are refused; the answer lists both."""
+    team = pusher.team
     counts = dict.fromkeys(Outcome, 0)
     refused: list[dict[str, Any]] = []
-    outcomes = await _store(wired, team, decoded.items)
+    outcomes = await _store(wired, pusher, decoded.items)
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Rejection):
             raw = item_bytes(decoded.originals[index])

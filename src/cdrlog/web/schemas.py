@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from cdrlog.core.excerpts import BODY_SHOWN, FIELDS_SHOWN, LETTER_SHOWN, PAGE_BYTES, TIMELINE_EVENTS
+from cdrlog.core.pushauth import PushMode, TeamPushAuth
 from cdrlog.core.report import GroupBy, StatsRow
 from cdrlog.store.agents import AgentStatus
 
@@ -271,3 +272,40 @@ def push_body() -> dict[str, Any]:
             "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event}]}},
         },
     }
+
+
+class TeamPushAuthOut(BaseModel):
+    """Where one team stands in the token rollout."""
+
+    team: str
+    own_mode: PushMode | None = Field(description="the team's own mode; null: the default's")
+    mode: PushMode = Field(
+        description="open: pushes without a token are accepted; observe: accepted and "
+        "counted; required: refused with 401"
+    )
+    push_tokens: int = Field(description="active push tokens of the team")
+    tokenless_pushes: int = Field(description="events accepted without a token, ever")
+    last_tokenless_at: str | None = Field(
+        description=f"when the latest of them arrived; null if none did; {TIME}"
+    )
+
+    @classmethod
+    def of(cls, team: TeamPushAuth, zone: ZoneInfo) -> TeamPushAuthOut:
+        last = team.last_tokenless_at
+        return cls(
+            team=team.team,
+            own_mode=team.own_mode,
+            mode=team.mode,
+            push_tokens=team.push_tokens,
+            tokenless_pushes=team.tokenless_pushes,
+            last_tokenless_at=None if last is None else last.astimezone(zone).isoformat(),
+        )
+
+
+class PushAuthOut(BaseModel):
+    tokens: bool = Field(
+        description="whether any token exists: without one the service is open (on loopback "
+        "only) and modes do not apply yet"
+    )
+    default_mode: PushMode = Field(description="the mode of every team without its own")
+    teams: list[TeamPushAuthOut]
