@@ -17,7 +17,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from cdrlog.cli.options import require_current_schema
+from cdrlog.cli.databases import require_current_schema
 from cdrlog.store.database import alembic_config, make_engine, upgrade
 from cdrlog.store.tables import metadata
 from conftest import Backend, reset_schema

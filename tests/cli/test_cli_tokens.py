@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -13,13 +15,15 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
 from cdrlog.cli.main import cli
-from cdrlog.cli.tokens import refuse_open_network
+from cdrlog.cli.tokens import refuse_open_network, tokenless_teams
+from cdrlog.core.pushauth import EVERY_TEAM, PushMode, PushModes
 from cdrlog.core.tokens import PREFIX, TokenScope
 from cdrlog.service.clock import utc_now
 from cdrlog.service.tokenstore import TokenStore
 from cdrlog.store.database import make_engine, upgrade
 from conftest import Backend
 from support.servers import free_port, running_server
+from support.teams import call_events
 from support.waiting import wait_until
 
 
@@ -184,3 +188,89 @@ def test_revoking_the_last_token_does_not_open_a_server_on_every_address(
         assert refused.status_code == 401
         assert "no token exists" in refused.json()["detail"]
         assert httpx.post(f"{base}/astercc/t1/events", json=[]).status_code == 401
+
+
+@pytest.mark.slow
+def test_the_readmes_rollout_loses_no_push(sqlite_url: str, tmp_path: Path) -> None:
+    """README "Turn tokens on without losing a call": a serving install gets its first
+    token while asterCC pushes without one; nothing is refused until the operator
+    requires tokens, and `token list` shows who still pushes without one."""
+    answers: list[int] = []
+
+    def call(base: str, number: int, token: str | None = None) -> None:
+        for event in call_events("team1", f"rollout-{number}", "1001", datetime(2024, 3, 5, 9)):
+            params = {"token": token} if token else {}
+            answer = httpx.post(f"{base}/astercc/team1/events", data=event, params=params)
+            answers.append(answer.status_code)
+
+    with running_server(sqlite_url, tmp_path / "rollout.log") as base:
+        call(base, 1)
+        created = token_command("create", "--db", sqlite_url, "--scope", "push", "--team", "team1")
+        assert created.exit_code == 0, created.output
+        token = created.stdout.strip()
+        assert "observe" in created.stderr
+        assert f"/astercc/team1/events?token={token}" in created.stderr
+        for number in range(2, 6):  # across the server's token cache time and beyond
+            call(base, number)
+            time.sleep(0.6)
+        assert set(answers) == {200}, answers
+
+        def counted() -> bool:
+            # Counted once the server has read the new token (within its cache time),
+            # and written within seconds.
+            listed = token_command("list", "--db", sqlite_url).output.splitlines()
+            [row] = [line for line in listed if line.startswith("│ team1") and "observe" in line]
+            return row.split("│")[4].strip() not in ("", "0")
+
+        wait_until(counted, what="the tokenless pushes counted in `token list`")
+
+        call(base, 6, token)  # asterCC now uses the URL with the token
+        assert token_command("mode", "--db", sqlite_url, "team1", "required").exit_code == 0
+
+        def tokenless_refused() -> bool:
+            answer = httpx.post(f"{base}/astercc/team1/events", data={"event": "x"})
+            return answer.status_code == 401
+
+        wait_until(tokenless_refused, what="tokenless pushes refused")
+        answers.clear()
+        call(base, 7, token)
+        assert set(answers) == {200}
+        admin = admin_token(sqlite_url)
+        cdrs = httpx.get(f"{base}/api/v1/cdrs", params={"token": admin})
+        assert cdrs.json()["total"] == 7
+
+        # `simulate --token` checks a secured setup; without one every push is refused.
+        played = ["simulate", "--url", base, "--calls", "3", "--quiet", "--seed", "5"]
+        secured = CliRunner().invoke(cli, [*played, "--token", admin])
+        assert secured.exit_code == 0, secured.output
+        assert "CDRs          3 of 3 as expected" in secured.output, secured.output
+        refused = CliRunner().invoke(cli, [*played, "--no-check"])
+        assert refused.exit_code == 1, refused.output
+    log = (tmp_path / "rollout.log").read_text()
+    assert "push refused with 401" in log
+
+
+def admin_token(url: str) -> str:
+    return created_token(url, "--scope", "admin")
+
+
+@pytest.mark.parametrize(
+    ("modes", "said"),
+    [
+        (PushModes({}, False), None),
+        (PushModes({}, True), None),
+        (PushModes({EVERY_TEAM: PushMode.REQUIRED}, True), None),
+        (
+            PushModes({EVERY_TEAM: PushMode.OBSERVE, "t2": PushMode.OPEN}, True),
+            "every team without its own mode (observe), team t2 (open)",
+        ),
+        (
+            PushModes({EVERY_TEAM: PushMode.REQUIRED, "t1": PushMode.OBSERVE}, True),
+            "team t1 (observe)",
+        ),
+    ],
+)
+def test_serve_names_the_teams_that_push_without_a_token(
+    modes: PushModes, said: str | None
+) -> None:
+    assert tokenless_teams(modes) == said

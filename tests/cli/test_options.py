@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cdrlog.cli.agents import agents_list
-from cdrlog.cli.main import cli, serve
+from cdrlog.cli.main import cli
 from cdrlog.cli.ops import replay
 from cdrlog.cli.options import ALL_SETTINGS, envvar_of, flag_of, settings_of
 from cdrlog.cli.rebuild import rebuild_command
 from cdrlog.cli.rejected import rejected_retry
+from cdrlog.cli.serve import serve
 from cdrlog.service.settings import Settings
 
 # For every setting, a value other than its default: as the command line (and, unless
@@ -47,6 +48,7 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "token_cache_seconds": ("0", 0.0),
     "writers": ("4", 4),
     "max_batch": ("64", 64),
+    "retain_days": ("30", 30),
 }
 # A list travels in the environment as JSON, the one form `Settings` reads it in.
 IN_ENVIRONMENT = {"allowed_hosts": '["cdr.example.com"]'}
@@ -68,8 +70,8 @@ def parsed(command: click.Command, *arguments: str) -> dict[str, Any]:
 
 def serve_settings(*arguments: str) -> Settings:
     """The settings `cdrlog serve ARGUMENTS` would serve with (it is not started)."""
-    values = parsed(serve, *arguments)
-    return settings_of(**{name: values[name] for name in ALL_SETTINGS})
+    with serve.make_context("serve", list(arguments)) as context:
+        return settings_of(**{name: context.params[name] for name in ALL_SETTINGS})
 
 
 def on_command_line(name: str) -> list[str]:
@@ -194,7 +196,10 @@ def test_agents_list_takes_the_maximum_call_length() -> None:
 
 
 def every_command(group: click.Group) -> Iterator[click.Command]:
-    for command in group.commands.values():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         yield command
         if isinstance(command, click.Group):
             yield from every_command(command)

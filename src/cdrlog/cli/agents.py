@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from cdrlog.cli.options import migrated_engine, setting_option
-from cdrlog.service.clock import utc_now
-from cdrlog.service.ingest import Ingestor
-from cdrlog.store.agents import AgentStatus, listing
+from cdrlog.cli.options import setting_option, settings_of
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from cdrlog.store.agents import AgentStatus
 
 # How a state reads in a terminal; the API's own words are kept for anything unknown.
 STATE_NAMES = {
@@ -43,9 +43,15 @@ def agents() -> None:
 @click.argument("phone")
 def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
     """Bind AGENTNO of TEAM to PHONE (used as src of outbound calls)."""
-    engine = migrated_engine(database_url)
-    Ingestor(engine).set_agent(team, agentno, phone)
-    engine.dispose()
+    from cdrlog.cli.databases import creating_engine
+    from cdrlog.service.ingest import Ingestor
+
+    settings = settings_of(database_url=database_url)
+    engine = creating_engine(settings.database_url)
+    try:
+        Ingestor(engine).set_agent(team, agentno, phone)
+    finally:
+        engine.dispose()
     click.echo(f"agent {agentno} of {team} uses phone {phone}")
 
 
@@ -56,11 +62,22 @@ def agents_set(database_url: str, team: str, agentno: str, phone: str) -> None:
 def agents_list(database_url: str, team: str | None, max_call_minutes: int) -> None:
     """Each agent's phone, queue and state now, and how long it has been in it (an
     agent whose call is open longer than --max-call-minutes is no longer on it)."""
-    engine = migrated_engine(database_url)
+    from rich.console import Console
+
+    from cdrlog.cli.databases import reading_engine
+    from cdrlog.cli.tables import fitted_table
+    from cdrlog.service.clock import utc_now
+    from cdrlog.store.agents import listing
+
+    settings = settings_of(database_url=database_url, max_call_minutes=max_call_minutes)
+    engine = reading_engine(settings.database_url)
     now = utc_now()
-    found = listing(engine, (team,) if team else None, now, timedelta(minutes=max_call_minutes))
-    engine.dispose()
-    table = Table("team", "agent", "phone", "queue", "state", "since (UTC)", "for")
+    try:
+        longest = timedelta(minutes=settings.max_call_minutes)
+        found = listing(engine, (team,) if team else None, now, longest)
+    finally:
+        engine.dispose()
+    table = fitted_table("team", "agent", "phone", "queue", "state", "since (UTC)", "for")
     for agent in found:
         table.add_row(*_row(agent, now))
     Console().print(table)
@@ -68,6 +85,8 @@ def agents_list(database_url: str, team: str | None, max_call_minutes: int) -> N
 
 def _row(agent: AgentStatus, now: datetime) -> list[Text]:
     # Text, not markup: a team or number as pushed may hold brackets rich would read.
+    from rich.text import Text
+
     since = agent.state_since
     return [
         Text(agent.team),

@@ -5,12 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 
-from cdrlog.cli.options import setting_option
-from cdrlog.sim.bulk import load
-from cdrlog.store.database import make_engine, upgrade
+from cdrlog.cli.options import setting_option, settings_of
 
 
 @click.command("bulk-load")
@@ -39,9 +35,15 @@ from cdrlog.store.database import make_engine, upgrade
 def bulk_load(database_url: str, cdrs: int, days: int, teams: int, agents: int, seed: int) -> None:
     """Migrate the database, then load CDRS calls with their journaled events, their
     call sessions and the teams' agents (a progress bar shows on a terminal)."""
-    engine = make_engine(database_url)
+    from sqlalchemy.exc import IntegrityError
+
+    from cdrlog.cli.databases import upgraded_engine
+    from cdrlog.sim.bulk import load
+    from cdrlog.store.urls import shown
+
+    settings = settings_of(database_url=database_url)
+    engine = upgraded_engine(settings.database_url)
     try:
-        upgrade(engine)
         summary = load(
             engine,
             cdrs,
@@ -59,10 +61,10 @@ def bulk_load(database_url: str, cdrs: int, days: int, teams: int, agents: int, 
         ) from error
     finally:
         engine.dispose()
-    where = make_url(database_url).render_as_string()
     click.echo(
         f"cdrlog: loaded {summary.cdrs:,} CDRs, {summary.events:,} events, "
-        f"{summary.sessions:,} sessions and {summary.agents:,} agents into {where}\n"
+        f"{summary.sessions:,} sessions and {summary.agents:,} agents into "
+        f"{shown(settings.database_url)}\n"
         f"  calls from {summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC\n"
         f"  {summary.rows:,} rows in {summary.seconds:.1f} s: "
         f"{summary.rows_per_second:,.0f} rows/s ({summary.cdrs_per_second:,.0f} CDRs/s); "

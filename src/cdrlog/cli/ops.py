@@ -7,25 +7,20 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cdrlog.cli.options import migrated_engine, setting_option, settings_of
-from cdrlog.service.replay import DEFAULT_BATCH, Replayer, ReplaySummary, Source
-from cdrlog.service.services import build_services
-from cdrlog.store.purge import DEFAULT_BATCH as PURGE_BATCH
-from cdrlog.store.purge import PurgeCounts
-from cdrlog.store.purge import purge as delete_older
+from cdrlog.cli.options import setting_option, settings_of
+
+if TYPE_CHECKING:
+    from cdrlog.service.replay import ReplaySummary, Source
+    from cdrlog.store.purge import PurgeCounts
+
+# The service's and the store's, repeated so that `--help` imports neither; a test
+# holds them equal.
+REPLAY_BATCH = 500
+PURGE_BATCH = 1000
 
 
 @click.command("replay")
@@ -42,7 +37,7 @@ from cdrlog.store.purge import purge as delete_older
 @click.option(
     "--batch",
     type=click.IntRange(1, 10_000),
-    default=DEFAULT_BATCH,
+    default=REPLAY_BATCH,
     show_default=True,
     help="Events stored per transaction: larger is faster, but holds SQLite's one "
     "write lock longer.",
@@ -61,11 +56,17 @@ def replay(
     """Store the events of FILE... (`-` for stdin): JSON lines (an object or an array a
     line), form-encoded lines (one push body a line) or `cdrlog rejected export` output.
     Idempotent: events stored before count as duplicates. Exits 1 if any was refused."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from cdrlog.cli.databases import creating_engine
+    from cdrlog.service.replay import Replayer
+    from cdrlog.service.services import build_services
+
     settings = settings_of(
         database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
     )
     # The service's own pipeline and maximum call length: replayed calls close as its would.
-    services = build_services(settings, migrated_engine(settings.database_url))
+    services = build_services(settings, creating_engine(settings.database_url))
     replayer = Replayer(services.intake, team=team, batch=batch, keep_refused=dead_letter)
     try:
         with _progress(_total_size(files)) as advance:
@@ -109,6 +110,16 @@ def _progress(total: int | None) -> Iterator[Callable[[int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("replaying"),
         BarColumn(),
@@ -155,16 +166,50 @@ def _summary_text(summary: ReplaySummary) -> str:
     show_default=True,
     help="Rows per transaction.",
 )
-def purge(database_url: str, days: int, team: str | None, dry_run: bool, batch: int) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress on a terminal.")
+def purge(
+    database_url: str, days: int, team: str | None, dry_run: bool, batch: int, quiet: bool
+) -> None:
     """Delete CDRs (by starttime) with their calls' journal rows, journal rows of calls
     without a CDR, and dead letters (by received time) older than DAYS days."""
+    from cdrlog.cli.databases import changing_engine
+    from cdrlog.store.purge import purge as delete_older
+
+    settings = settings_of(database_url=database_url)
     cut = datetime.now(UTC) - timedelta(days=days)
-    engine = migrated_engine(database_url)
+    engine = changing_engine(settings.database_url)
     try:
-        counts = delete_older(engine, cut, team=team, batch=batch, dry_run=dry_run)
+        with _batches_shown(not quiet and sys.stderr.isatty(), dry_run) as begun:
+            counts = delete_older(
+                engine, cut, team=team, batch=batch, dry_run=dry_run, keep_going=begun
+            )
     finally:
         engine.dispose()
     click.echo(_purge_text(counts, cut, team, dry_run))
+
+
+@contextmanager
+def _batches_shown(shown: bool, dry_run: bool) -> Iterator[Callable[[], bool]]:
+    """What the purge asks before each batch: a count of them on stderr, if `shown`
+    (how many there will be is not known before, so no bar)."""
+    if not shown:
+        yield lambda: True
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    verb = "counting" if dry_run else "purging"
+    columns = (SpinnerColumn(), TextColumn(f"{verb}: batch {{task.completed:,.0f}}"))
+    with Progress(
+        *columns, TimeElapsedColumn(), console=Console(stderr=True), transient=True
+    ) as progress:
+        task = progress.add_task("purge", total=None)
+
+        def begun() -> bool:
+            progress.advance(task)
+            return True
+
+        yield begun
 
 
 def _purge_text(counts: PurgeCounts, cut: datetime, team: str | None, dry_run: bool) -> str:

@@ -5,29 +5,43 @@ database on a current schema.
 A setting's option is derived from its field: the flag `--field-name` (after any older
 spelling, which keeps working), the environment variable `CDRLOG_FIELD_NAME`, the
 default, the type and bounds, and the help (the field's description). A command passes
-the values on to `settings_of`, which checks them as the service itself would.
+the values on to `settings_of`, which keeps only those given (on the command line or in
+the environment), so that the configuration file fills in the rest, and checks them as
+the service itself would.
+
+Only click, pydantic and the settings are imported here: a command's `--help` needs
+nothing more, and each command imports what it runs on when it runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 import click
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from annotated_types import Ge, Gt, Le, Lt
+from click.core import ParameterSource
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from cdrlog.service.settings import Settings, zone_named
-from cdrlog.store.database import alembic_config, make_engine, upgrade
+from cdrlog.core.report import asked_time
+from cdrlog.service.settings import (
+    ConfigError,
+    Settings,
+    config_file,
+    config_values,
+    reading_config,
+    zone_named,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,6 +132,9 @@ def _kind(name: str, field: FieldInfo) -> tuple[click.ParamType[Any], bool]:
     if name in TYPES:
         return TYPES[name], False
     annotation = field.annotation
+    # `int | None`: the option of an int, whose default None means unset.
+    if get_origin(annotation) is UnionType and NoneType in get_args(annotation):
+        (annotation,) = (arg for arg in get_args(annotation) if arg is not NoneType)
     if get_origin(annotation) is tuple and get_args(annotation) == (str, ...):
         return _Names(), True
     bounds = _bounds(field)
@@ -149,20 +166,81 @@ def _bounds(field: FieldInfo) -> dict[str, Any]:
 
 
 def settings_of(**values: Any) -> Settings:
-    """`Settings` from these values (the rest from the environment); a usage error,
-    naming each setting's flag, when any is invalid."""
+    """`Settings` from these option values, of those given on the command line or in
+    the environment (the rest come from the configuration file or the defaults); a
+    usage error naming where each invalid value came from."""
+    context = click.get_current_context(silent=True)
+    given = {name: value for name, value in values.items() if _given(context, name)}
     try:
-        return Settings(**values)
+        with reading_config(named_config(context)):
+            return Settings(**given)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from error
     except ValidationError as error:
-        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
-        raise click.BadParameter(problems) from error
+        problems = [(_where(e["loc"]), _message(e["msg"])) for e in error.errors()]
+        if len(problems) == 1:
+            where, message = problems[0]
+            raise click.BadParameter(message, param_hint=where) from error
+        raise click.UsageError("; ".join(f"{w}: {m}" for w, m in problems)) from error
 
 
-def _problem(where: tuple[int | str, ...], message: str) -> str:
-    name = str(where[0]) if where else ""
-    if name in Settings.model_fields:
-        return f"{SPELLINGS.get(name, (flag_of(name),))[0]}: {message}"
-    return f"{name}: {message}"
+def named_config(context: click.Context | None) -> Path | None:
+    """The file `cdrlog --config` named (None: CDRLOG_CONFIG's, or the default)."""
+    if context is None:
+        return None
+    named = context.find_root().params.get("config")
+    return named if isinstance(named, Path) else None
+
+
+def _given(context: click.Context | None, name: str) -> bool:
+    """Whether option `name` was given: its click default must not hide the file's."""
+    if context is None:
+        return True
+    source = context.get_parameter_source(name)
+    return source is not None and source not in (ParameterSource.DEFAULT,)
+
+
+def origin(name: str) -> str:
+    """Where setting `name` came from, as a message names it for a person to look:
+    its flag (given, or to give), its environment variable, or its key in the file."""
+    kind, where = source_of(name)
+    if kind == "environment":
+        return where
+    if kind == "file":
+        return f"{name} in {where}"
+    return f"'{SPELLINGS.get(name, (flag_of(name),))[0]}'"
+
+
+def source_of(name: str) -> tuple[str, str]:
+    """Where the value of setting `name` comes from in this command: ("option", its
+    flag), ("environment", the variable), ("file", its path) or ("default", "")."""
+    context = click.get_current_context(silent=True)
+    if context is not None and name in context.params:
+        source = context.get_parameter_source(name)
+        if source == ParameterSource.COMMANDLINE:
+            return "option", SPELLINGS.get(name, (flag_of(name),))[0]
+        if source == ParameterSource.ENVIRONMENT:
+            return "environment", envvar_of(name)
+    if os.environ.get(envvar_of(name)):
+        return "environment", envvar_of(name)
+    try:
+        with reading_config(named_config(context)):
+            path = config_file()
+        if path is not None and name in config_values(path):
+            return "file", str(path)
+    except ConfigError:
+        pass  # the file's own problem is reported where it is read
+    return "default", ""
+
+
+def _where(location: tuple[int | str, ...]) -> str:
+    name = str(location[0]) if location else ""
+    return origin(name) if name in Settings.model_fields else name
+
+
+def _message(text: str) -> str:
+    # pydantic prefixes a validator's own words: they are the message.
+    return text.removeprefix("Value error, ")
 
 
 output_option = click.option(
@@ -174,43 +252,47 @@ output_option = click.option(
 )
 
 
-def zone_option(value: str) -> ZoneInfo:
-    """The IANA zone a `--tz` names; a usage error otherwise."""
+def zone_option(value: str, option: str = "--tz") -> ZoneInfo:
+    """The IANA zone `option` names; a usage error naming it otherwise."""
     try:
         return zone_named(value)
     except ValueError as error:
-        raise click.BadParameter(str(error)) from error
+        raise click.BadParameter(str(error), param_hint=f"'{option}'") from error
 
 
-def moment(text: str | None, zone: ZoneInfo) -> datetime | None:
-    """An ISO-8601 time given on the command line, in UTC; one without an offset is in
-    `zone`. None stays None (no bound); anything else is a usage error."""
+def moment(text: str | None, zone: ZoneInfo, option: str | None = None) -> datetime | None:
+    """An ISO-8601 time given on the command line (by `option`), in UTC; one without an
+    offset is in `zone`. None stays None (no bound); anything else, or a time outside
+    what the API takes, is a usage error naming the option."""
     if text is None:
         return None
+    hint = None if option is None else f"'{option}'"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as error:
-        raise click.BadParameter(f"{text!r} is not an ISO-8601 time") from error
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 time", param_hint=hint) from error
+    try:
+        return asked_time(parsed, zone)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} {error}", param_hint=hint) from error
+
+
+def time_range(
+    start: str | None, end: str | None, zone: ZoneInfo
+) -> tuple[datetime | None, datetime | None]:
+    """`--from` and `--to` in UTC; a usage error naming both when nothing could be
+    between them (`--to` is excluded)."""
+    since, until = moment(start, zone, "--from"), moment(end, zone, "--to")
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter(
+            f"{start} is not before {end}: no time is in the range; swap them?",
+            param_hint=["--from", "--to"],
+        )
+    return since, until
 
 
 def migrated_engine(database_url: str) -> Engine:
-    """An engine on a current schema: SQLite is migrated in place (it is ours alone);
-    a server database must have been upgraded with `cdrlog db upgrade`."""
-    engine = make_engine(database_url)
-    if make_url(database_url).get_backend_name() == "sqlite":
-        upgrade(engine)
-    else:
-        require_current_schema(engine)
-    return engine
+    """An engine on a current schema (see `cdrlog.cli.databases.creating_engine`)."""
+    from cdrlog.cli.databases import creating_engine
 
-
-def require_current_schema(engine: Engine) -> None:
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(alembic_config(connection)).get_current_head()
-    if current != head:
-        raise click.ClickException(
-            f"the database schema is at {current or 'nothing'}, not {head}: "
-            "run `cdrlog db upgrade --db URL` first"
-        )
+    return creating_engine(database_url)

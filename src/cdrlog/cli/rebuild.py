@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import sys
 from dataclasses import fields
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cdrlog.cli.options import (
-    migrated_engine,
-    moment,
-    setting_option,
-    setting_options,
-    settings_of,
-    zone_option,
-)
-from cdrlog.core.record import Cdr
-from cdrlog.service.ingest import Ingestor
-from cdrlog.service.rebuild import Rebuilt, Selection, rebuild
-from cdrlog.service.services import build_services
+from cdrlog.cli.options import setting_option, setting_options, settings_of, time_range
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from cdrlog.core.record import Cdr
+    from cdrlog.service.ingest import Ingestor
+    from cdrlog.service.rebuild import Rebuilt, Selection
 
 
 @click.command("rebuild")
@@ -29,7 +23,11 @@ from cdrlog.service.services import build_services
 @click.option("--team", help="Only this team's calls.")
 @click.option("--from", "start", help="Only calls with an event at or after (ISO-8601).")
 @click.option("--to", "end", help="Only calls with an event before (ISO-8601).")
-@click.option("--tz", default="UTC", show_default=True, help="Zone of --from/--to without offset.")
+@click.option(
+    "--tz",
+    metavar="ZONE",
+    help="Zone of --from/--to without offset.  [default: --display-timezone]",
+)
 @setting_options("pbx_timezone", "max_call_minutes")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 def rebuild_command(
@@ -37,22 +35,28 @@ def rebuild_command(
     team: str | None,
     start: str | None,
     end: str | None,
-    tz: str,
+    tz: str | None,
     pbx_timezone: str,
     max_call_minutes: int,
     dry_run: bool,
 ) -> None:
     """Parse every journaled event again with today's settings and refold its call.
 
-    Use it after fixing --pbx-timezone, or after an upgrade that changes a rule. It is
-    safe while the service receives events.
+    Use it after fixing --pbx-timezone (here, in the environment or in the configuration
+    file, as `serve` reads it), or after an upgrade that changes a rule. It is safe
+    while the service receives events.
     """
+    from cdrlog.cli.databases import changing_engine
+    from cdrlog.cli.options import zone_option
+    from cdrlog.service.rebuild import Selection
+    from cdrlog.service.services import build_services
+
     settings = settings_of(
         database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
     )
-    zone = zone_option(tz)
-    scope = Selection(team, moment(start, zone), moment(end, zone))
-    services = build_services(settings, migrated_engine(settings.database_url))
+    zone = zone_option(tz) if tz else settings.display_zone
+    scope = Selection(team, *time_range(start, end, zone))
+    services = build_services(settings, changing_engine(settings.database_url))
     try:
         summary = _run(services.ingestor, settings.pbx_zone, scope, dry_run)
     finally:
@@ -61,6 +65,17 @@ def rebuild_command(
 
 
 def _run(ingestor: Ingestor, zone: ZoneInfo, scope: Selection, dry_run: bool) -> Rebuilt:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from cdrlog.service.rebuild import rebuild
+
     if not sys.stderr.isatty():
         return rebuild(ingestor, zone, scope, dry_run=dry_run)
     total = ingestor.journal.count_calls(scope.team)
@@ -86,9 +101,14 @@ def _report(summary: Rebuilt, dry_run: bool) -> None:
     )
     for key, before, after in summary.changes:
         click.echo(f"  {key[0]}/{key[1]}: {_difference(before, after)}")
+    every = summary.cdrs_changed + summary.cdrs_created
+    if len(summary.changes) < every:
+        click.echo(f"  (showing {len(summary.changes)} of {every:,} changes)")
 
 
 def _difference(before: Cdr | None, after: Cdr) -> str:
+    from cdrlog.core.record import Cdr
+
     if before is None:
         return "new CDR"
     changed = [

@@ -7,26 +7,22 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cdrlog.cli.options import (
-    migrated_engine,
     output_option,
     setting_option,
     setting_options,
     settings_of,
 )
-from cdrlog.core.excerpts import utf8
-from cdrlog.service.intake import Intake, RetryRefused
-from cdrlog.service.services import build_services
-from cdrlog.store.deadletters import KeptLetter
-from cdrlog.store.reader import Reader
+
+if TYPE_CHECKING:
+    from cdrlog.service.intake import Intake
+    from cdrlog.store.deadletters import KeptLetter
+    from cdrlog.store.reader import Reader
 
 EXPORT_PAGE = 1000
 
@@ -42,14 +38,27 @@ def rejected() -> None:
 @setting_option("database_url")
 @team_option
 @click.option("--all", "everything", is_flag=True, help="Include resolved ones.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 def rejected_list(database_url: str, team: str | None, everything: bool, limit: int) -> None:
     """The newest dead letters and why they were refused."""
-    engine = migrated_engine(database_url)
-    letters = Reader(engine).dead_letters((team,) if team else None, None, limit, not everything)
-    engine.dispose()
-    table = Table("id", "received (UTC)", "team", "reason", "body", "resolved")
-    for letter in letters:
+    from rich.console import Console
+
+    from cdrlog.cli.databases import reading_engine
+    from cdrlog.cli.tables import fitted_table
+    from cdrlog.core.excerpts import utf8
+    from cdrlog.store.reader import Reader
+
+    settings = settings_of(database_url=database_url)
+    engine = reading_engine(settings.database_url)
+    try:
+        # One more than shown: whether the listing is cut, without counting them all.
+        letters = Reader(engine).dead_letters(
+            (team,) if team else None, None, limit + 1, not everything
+        )
+    finally:
+        engine.dispose()
+    table = fitted_table("id", "received (UTC)", "team", "reason", "body", "resolved", right=["id"])
+    for letter in letters[:limit]:
         table.add_row(
             str(letter.id),
             letter.received_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -59,6 +68,8 @@ def rejected_list(database_url: str, team: str | None, everything: bool, limit: 
             letter.resolution or "",
         )
     Console().print(table)
+    if len(letters) > limit:
+        click.echo(f"showing the newest {limit}; --limit N for more")
 
 
 @rejected.command("retry")
@@ -86,10 +97,13 @@ def rejected_retry(
         raise click.UsageError("give dead letter ids, or --all")
     if team is not None and not everything:
         raise click.UsageError("--team goes with --all")
+    from cdrlog.cli.databases import changing_engine
+    from cdrlog.service.services import build_services
+
     settings = settings_of(
         database_url=database_url, pbx_timezone=pbx_timezone, max_call_minutes=max_call_minutes
     )
-    services = build_services(settings, migrated_engine(settings.database_url))
+    services = build_services(settings, changing_engine(settings.database_url))
     intake, reader = services.intake, services.reader
     try:
         if everything:
@@ -104,6 +118,9 @@ def rejected_retry(
 
 def _retry_all(intake: Intake, reader: Reader, team: str | None) -> int:
     """Every unresolved letter with a progress bar; prints only those still refused."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     ids = reader.unresolved_dead_letter_ids((team,) if team else None)
     columns = (TextColumn("retrying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     resolved = failed = 0
@@ -122,6 +139,8 @@ def _retry_all(intake: Intake, reader: Reader, team: str | None) -> int:
 
 
 def _retry_one(intake: Intake, reader: Reader, letter_id: int, *, quiet: bool = False) -> bool:
+    from cdrlog.service.intake import RetryRefused
+
     letter = reader.dead_letter(letter_id)
     if letter is None:
         click.echo(f"{letter_id}: no such dead letter", err=True)
@@ -131,10 +150,26 @@ def _retry_one(intake: Intake, reader: Reader, letter_id: int, *, quiet: bool = 
     except RetryRefused as error:
         click.echo(f"{letter_id}: {error}", err=True)
         return False
-    detail: Any = result.errors or f"{result.stored} stored, {result.duplicate} duplicate"
-    if result.status != "resolved" or not quiet:
-        click.echo(f"{letter_id}: {result.status}: {detail}", err=result.status != "resolved")
-    return result.status == "resolved"
+    if result.status == "resolved":
+        if not quiet:
+            click.echo(
+                f"{letter_id}: resolved: {result.stored} stored, {result.duplicate} duplicate"
+            )
+        return True
+    click.echo(f"{letter_id}: still refused: {refusals(result.errors)}", err=True)
+    return False
+
+
+def refusals(errors: Mapping[str, Any]) -> str:
+    """A retry's errors as a line: `body: why`, or `item N: field: why; ...` per item of
+    a batch (the intake keys them by the item's index)."""
+    parts = []
+    for key, problem in errors.items():
+        where = key if not key.isdigit() else f"item {key}"
+        if isinstance(problem, Mapping):
+            problem = "; ".join(f"{field}: {why}" for field, why in problem.items())
+        parts.append(f"{where}: {problem}")
+    return " | ".join(parts)
 
 
 @rejected.command("export")
@@ -145,7 +180,11 @@ def _retry_one(intake: Intake, reader: Reader, letter_id: int, *, quiet: bool = 
 def rejected_export(database_url: str, team: str | None, everything: bool, output: TextIO) -> None:
     """Write dead letters (unresolved ones unless --all), newest first, as JSON lines
     that `cdrlog replay` takes back: `body` as text, `body_base64` as the exact bytes."""
-    engine = migrated_engine(database_url)
+    from cdrlog.cli.databases import reading_engine
+    from cdrlog.store.reader import Reader
+
+    settings = settings_of(database_url=database_url)
+    engine = reading_engine(settings.database_url)
     reader = Reader(engine)
     try:
         for letter in _letters(reader, team, not everything):
@@ -164,6 +203,8 @@ def _letters(reader: Reader, team: str | None, unresolved: bool) -> Iterator[Kep
 
 def exported(letter: KeptLetter) -> dict[str, Any]:
     """One dead letter as a line of `cdrlog rejected export`."""
+    from cdrlog.core.excerpts import utf8
+
     resolved = letter.resolved_at
     return {
         "id": letter.id,

@@ -3,40 +3,30 @@ check what it made of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import secrets
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 import click
-import httpx
 
 from cdrlog.cli.options import moment
-from cdrlog.sim.simulate import (
-    SendSettings,
-    SendSummary,
-    render_summary,
-    run_simulation,
-    summary_as_dict,
-)
-from cdrlog.sim.simulate_check import (
-    CheckReport,
-    check_receiver,
-    newest_dead_letter,
-    render_report,
-    report_as_dict,
-    teams_with_agents,
-)
-from cdrlog.sim.traffic import (
-    GeneratedCall,
-    Style,
-    TimeFormat,
-    delivery_order,
-    generate_calls,
-    traffic_span,
-)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from cdrlog.sim.simulate import Sendable, SendSettings, SendSummary
+    from cdrlog.sim.simulate_check import CheckReport
+    from cdrlog.sim.traffic import GeneratedCall
+
+# The sim's own choices, as click needs them before it is imported.
+TimeFormat = Literal["text", "epoch", "mixed"]
+Style = Literal["manual", "seed"]
 
 # Any fixed instant will do: only the length of the traffic it yields is used.
 _MEASURING_START = datetime(2000, 1, 1, tzinfo=UTC)
@@ -64,6 +54,7 @@ def _play_calls(
     style: Style,
 ) -> tuple[datetime, list[GeneratedCall]]:
     """The calls for `seed`, from `start` or else timed so that the last one ends now."""
+    from cdrlog.sim.traffic import generate_calls, traffic_span
 
     def play(at: datetime) -> list[GeneratedCall]:
         return generate_calls(
@@ -170,7 +161,17 @@ def _play_calls(
     help="After sending, read the CDRs, dead letters and agent states back from the "
     "receiver's API and compare them with what the calls must give.",
 )
+@click.option(
+    "--token",
+    envvar="CDRLOG_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    help="Sent with every request (Authorization: Bearer), for a receiver that requires "
+    "tokens. The check reads every team's CDRs: it needs an admin token (a push token "
+    "pushes for its own team only: use it with --teams 1 and --no-check).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on a terminal.")
 def simulate(
     url: str,
     calls: int,
@@ -185,7 +186,9 @@ def simulate(
     time_format: TimeFormat,
     style: Style,
     check: bool,
+    token: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Play realistic calls against a running receiver: send their push events, report,
     and check the receiver's CDRs, dead letters and agent states against the calls.
@@ -194,6 +197,11 @@ def simulate(
     retries) or, with --check, when the receiver's CDRs or agents differ from what the
     calls must give or it wrote dead letters.
     """
+    import httpx
+
+    from cdrlog.sim.simulate import SendSettings
+    from cdrlog.sim.traffic import delivery_order
+
     seed = secrets.randbelow(2**31) if seed is None else seed
     start, generated = _play_calls(seed, start, calls, teams, agents, time_format, style)
     deliveries = delivery_order(
@@ -205,12 +213,12 @@ def simulate(
             f"{teams} team(s) of {agents} agent(s), seed {seed}, "
             f"from {start.isoformat(timespec='seconds')}"
         )
-    with httpx.Client(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         letters_before = _newest_dead_letter(client) if check else None
         known = _teams_with_agents(client, [call.team for call in generated]) if check else ()
-        settings = SendSettings(base_url=url, concurrency=concurrency, rate=rate)
-        progress = sys.stdout.isatty() and not as_json
-        summary = run_simulation(deliveries, settings, show_progress=progress)
+        settings = SendSettings(base_url=url, concurrency=concurrency, rate=rate, token=token)
+        summary = _send(deliveries, settings, shown=not quiet and sys.stderr.isatty())
         # Events that were not all accepted make wrong CDRs: the summary says enough.
         checked = _check(client, generated, letters_before, known) if check and summary.ok else None
     _report(seed, calls, start, summary, checked, as_json)
@@ -218,7 +226,33 @@ def simulate(
         raise SystemExit(1)
 
 
+def _send(deliveries: Sequence[Sendable], settings: SendSettings, shown: bool) -> SendSummary:
+    """Every delivery sent, counted on a progress bar on stderr if `shown`."""
+    from cdrlog.sim.simulate import send_events
+
+    if not shown:
+        return asyncio.run(send_events(deliveries, settings))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("send", total=len(deliveries))
+        sent = send_events(deliveries, settings, on_sent=lambda: progress.advance(task))
+        return asyncio.run(sent)
+
+
 def _newest_dead_letter(client: httpx.Client) -> int | None:
+    import httpx
+
+    from cdrlog.sim.simulate_check import newest_dead_letter
+
     try:
         return newest_dead_letter(client)
     except httpx.TransportError:
@@ -226,6 +260,10 @@ def _newest_dead_letter(client: httpx.Client) -> int | None:
 
 
 def _teams_with_agents(client: httpx.Client, teams: list[str]) -> tuple[str, ...]:
+    import httpx
+
+    from cdrlog.sim.simulate_check import teams_with_agents
+
     try:
         return teams_with_agents(client, teams)
     except httpx.TransportError:
@@ -238,6 +276,10 @@ def _check(
     letters_before: int | None,
     unchecked_teams: tuple[str, ...],
 ) -> CheckReport:
+    import httpx
+
+    from cdrlog.sim.simulate_check import check_receiver
+
     try:
         return check_receiver(client, generated, letters_before, unchecked_teams=unchecked_teams)
     except httpx.HTTPError as error:
@@ -254,6 +296,9 @@ def _report(
     checked: CheckReport | None,
     as_json: bool,
 ) -> None:
+    from cdrlog.sim.simulate import render_summary, summary_as_dict
+    from cdrlog.sim.simulate_check import render_report, report_as_dict
+
     if as_json:
         report = {
             "seed": seed,

@@ -24,6 +24,8 @@ def worker_environment(settings: Settings) -> Iterator[None]:
             # Lists travel as JSON, which is how the settings read them back.
             f"CDRLOG_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
             for name, value in settings.model_dump(mode="json").items()
+            # Unset (None) has no spelling in the environment: left out, it stays unset.
+            if value is not None
         }
     )
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics

@@ -1,20 +1,60 @@
-"""Typed settings, read once from flags and `CDRLOG_*` environment variables."""
+"""Typed settings, read once: from the values given (the command line's), `CDRLOG_*`
+environment variables and a TOML configuration file, in that order of precedence."""
 
 from __future__ import annotations
 
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from difflib import get_close_matches
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///cdrlog.db"
+CONFIG_VARIABLE = "CDRLOG_CONFIG"
+# Read when it exists and no other file is named: where a package puts its configuration.
+DEFAULT_CONFIG = Path("/etc/cdrlog/cdrlog.toml")
+# The file named for the settings built in this context (`reading_config`); None: the
+# one CONFIG_VARIABLE names, else DEFAULT_CONFIG. A context variable rather than an
+# argument because pydantic builds the sources in a class method that takes none.
+_named_config: ContextVar[Path | None] = ContextVar("cdrlog_config", default=None)
+
+
+class ConfigError(ValueError):
+    """A configuration file that is missing, unreadable, not TOML, or names no setting."""
 
 
 class Settings(BaseSettings):
     """Everything the service can be told. Invalid values stop it at start, not mid-call."""
 
     model_config = SettingsConfigDict(env_prefix="CDRLOG_", frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: a value given (on the command line) over a CDRLOG_* variable over
+        # the configuration file over the default; no .env or secrets directory.
+        path = config_file()
+        if path is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, config_source(settings_cls, path)
 
     # Each description is also the help of the setting's `cdrlog` option.
     database_url: str = Field(
@@ -108,6 +148,22 @@ class Settings(BaseSettings):
         description="Threads committing events, per process (server databases; SQLite has one).",
     )
     max_batch: int = Field(256, ge=1, le=10000, description="Most events one commit stores.")
+    retain_days: int | None = Field(
+        None,
+        ge=1,
+        description="Delete calls (CDRs and their events) and dead letters older than this "
+        "many days, once an hour; unset keeps everything.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        # Imported when settings are read, not when `Settings` is: `cdrlog CMD --help`
+        # needs the fields, not SQLAlchemy.
+        from cdrlog.store.urls import checked_url
+
+        checked_url(value)
+        return value
 
     @field_validator("pbx_timezone", "display_timezone")
     @classmethod
@@ -131,3 +187,49 @@ def zone_named(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as error:
         # OSError: a tzdata directory ("America") or a name too long for a file name.
         raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)") from error
+
+
+def config_file() -> Path | None:
+    """The configuration file settings are read from: the one named for this context,
+    else CDRLOG_CONFIG's, else DEFAULT_CONFIG if it exists; None for none. ConfigError
+    when a file named (either way) does not exist: a typo must not go unnoticed."""
+    named = _named_config.get()
+    if named is None and os.environ.get(CONFIG_VARIABLE):
+        named = Path(os.environ[CONFIG_VARIABLE])
+    if named is None:
+        return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if not named.is_file():
+        raise ConfigError(f"no configuration file at {named}")
+    return named
+
+
+@contextmanager
+def reading_config(path: Path | None) -> Iterator[None]:
+    """Settings built inside read the file `path` (None: as outside)."""
+    token = _named_config.set(path)
+    try:
+        yield
+    finally:
+        _named_config.reset(token)
+
+
+def config_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The settings the TOML file at `path` holds, each key a field's name. ConfigError,
+    naming the file, for one that cannot be read or parsed, or a key that is no setting
+    (pydantic would call it an "extra input" without saying where it came from)."""
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from error
+    fields = settings_cls.model_fields
+    for key in source.toml_data:
+        if key not in fields:
+            near = get_close_matches(key.replace("-", "_"), fields, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ConfigError(f"{key!r} in {path} is no setting{hint}")
+    return source
+
+
+def config_values(path: Path) -> dict[str, Any]:
+    """The settings the file at `path` gives, as read (ConfigError as `config_source`)."""
+    return dict(config_source(Settings, path).toml_data)

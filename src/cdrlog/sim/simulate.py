@@ -55,6 +55,7 @@ class SendSettings:
     max_tries: int = 5
     backoff_seconds: float = 0.2
     timeout_seconds: float = 10.0
+    token: str | None = None  # sent as `Authorization: Bearer`, where tokens are required
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,10 @@ async def send_events(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
     began = time.perf_counter()
-    async with httpx.AsyncClient(limits=limits, timeout=settings.timeout_seconds) as client:
+    headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else None
+    async with httpx.AsyncClient(
+        limits=limits, timeout=settings.timeout_seconds, headers=headers
+    ) as client:
 
         async def worker() -> None:
             while not queue.empty():
