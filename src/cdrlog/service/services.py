@@ -12,6 +12,8 @@ from cdrlog.service.batcher import Batcher
 from cdrlog.service.clock import Clock, utc_now
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.intake import Intake
+from cdrlog.service.pushwatch import PushWatch
+from cdrlog.service.retention import Retention
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import Spool
 from cdrlog.service.tokenstore import TokenStore
@@ -31,21 +33,32 @@ class Services:
     intake: Intake
     reader: Reader
     tokens: TokenStore
+    pushes: PushWatch
     spool: Spool
     batcher: Batcher | None = field(default=None)
+    retention: Retention | None = field(default=None)
 
     def start_writers(self) -> Batcher:
-        """Start the group-commit writers, which spool while the database is away."""
+        """Start the group-commit writers, which spool while the database is away, and
+        the thread that writes the tallies of pushes without a token."""
+        self.pushes.start()
         writers = 1 if one_writer_at_a_time(self.engine) else self.settings.writers
         self.batcher = Batcher(
             self.intake, writers=writers, max_batch=self.settings.max_batch, spool=self.spool
         )
+        # Retention runs where events are received: a serving process, not a command.
+        days = self.settings.retain_days
+        if days is not None and self.retention is None:
+            self.retention = Retention(self.engine, self.clock, days)
         return self.batcher
 
     def close(self) -> None:
         """Store what is queued, then let go of the spool and the database."""
+        if self.retention is not None:
+            self.retention.close()
         if self.batcher is not None:
             self.batcher.close()
+        self.pushes.close()
         self.spool.close()
         self.engine.dispose()
 
@@ -64,5 +77,6 @@ def build_services(
         intake=Intake(settings, ingestor),
         reader=Reader(engine),
         tokens=TokenStore(engine, clock, settings.token_cache_seconds),
+        pushes=PushWatch(engine, clock),
         spool=Spool(settings.spool_dir),
     )

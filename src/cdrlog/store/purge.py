@@ -68,13 +68,16 @@ def purge(
     team: str | None = None,
     batch: int = DEFAULT_BATCH,
     dry_run: bool = False,
+    keep_going: Callable[[], bool] | None = None,
 ) -> PurgeCounts:
     """Delete what is older than `cut` (aware), of `team` only if given. A dry run
     reads the same batches in read-only transactions and counts what would go; on a
-    database nobody writes to meanwhile, its counts equal those of the real run."""
+    database nobody writes to meanwhile, its counts equal those of the real run.
+    `keep_going` is asked before each batch: once it says no, the purge stops there
+    (what is committed stays deleted; the next purge takes the rest)."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    run = _Purge(engine, cut, team, batch, dry_run)
+    run = _Purge(engine, cut, team, batch, dry_run, keep_going or _always)
     run.walk(run.cdr_batch)
     run.walk(run.journal_batch)
     run.walk(run.dead_letter_batch)
@@ -90,19 +93,26 @@ def purge(
 
 class _Purge:
     def __init__(
-        self, engine: Engine, cut: datetime, team: str | None, batch: int, dry_run: bool
+        self,
+        engine: Engine,
+        cut: datetime,
+        team: str | None,
+        batch: int,
+        dry_run: bool,
+        keep_going: Callable[[], bool],
     ) -> None:
         self.engine = engine
         self.cut = cut
         self.team = team
         self.batch = batch
         self.dry_run = dry_run
+        self.keep_going = keep_going
         self.tally: Counter[str] = Counter()
 
     def walk(self, step: Callable[[Connection, Position | None], Step | None]) -> None:
-        """Run `step` a transaction at a time until it finds nothing more."""
+        """Run `step` a transaction at a time until it finds nothing more (or is stopped)."""
         position: Position | None = None
-        while (done := self._run(_resumed(step, position))) is not None:
+        while self.keep_going() and (done := self._run(_resumed(step, position))) is not None:
             # Counted only once committed: `in_transaction` may run a step again.
             position, counts = done
             self.tally.update(counts)
@@ -237,6 +247,10 @@ class _Purge:
             counted = connection.execute(select(func.count()).select_from(table).where(where))
             return int(counted.scalar_one())
         return int(connection.execute(delete(table).where(where)).rowcount)
+
+
+def _always() -> bool:
+    return True
 
 
 def _resumed(
