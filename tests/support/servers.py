@@ -1,7 +1,8 @@
-"""Real `cdrlog serve` processes on loopback, for end-to-end tests."""
+"""Real `cdrlog serve` processes (on loopback unless a test asks), for end-to-end tests."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import resource
 import socket
@@ -30,16 +31,18 @@ def running_server(
     extra: Sequence[str] = (),
     timeout: float = 30.0,
     open_files: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """Start `cdrlog serve` on a free port; yields its base URL; stops it afterwards.
-    With `open_files`, the server may hold at most that many file descriptors.
+    With `open_files`, the server may hold at most that many file descriptors. With
+    `host` 0.0.0.0 it listens on every address; the URL yielded is still loopback's.
 
     Unless `extra` names a `--spool-dir`, the server spools into a new directory of its
     own beside `log`, not the working directory's `cdrlog-spool`: shared, one test's
     spooled events could be drained into another test's database."""
     port = free_port()
     command = [sys.executable, "-m", "cdrlog", "serve", "--db", database_url]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", host, "--port", str(port)]
     if not names_spool_dir(extra):
         spool = tempfile.mkdtemp(prefix=f"{log.stem}-spool-", dir=log.parent)
         command += ["--spool-dir", spool]
@@ -107,3 +110,26 @@ def wait_until_healthy(
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer /healthz within {timeout:g} s:\n{said()}")
+
+
+def lan_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback, as a colleague's browser
+    would reach it; None where there is none. Connecting a UDP socket sends nothing: it
+    only picks the address a route to a documentation network (TEST-NET-1) leaves from."""
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            found.append(probe.getsockname()[0])
+        except OSError:
+            pass  # no route: the host name may still name an address
+    try:
+        named = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        found += [str(info[4][0]) for info in named]
+    except OSError:
+        pass
+    for candidate in found:
+        address = ipaddress.ip_address(candidate)
+        if not (address.is_loopback or address.is_unspecified or address.is_link_local):
+            return candidate
+    return None

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -172,7 +172,11 @@ def open_timeline(page: Page, base: str, agent: str) -> None:
 def download_csv(page: Page, base: str, agent: str, shown: list[str], folder: Path) -> None:
     """The download is exactly the filtered view: same filters, same zone, same rows."""
     link = by_id(page, "csv-link")
-    query = urlencode({"format": "csv", "agent": agent, "tz": BROWSER_ZONE})
+    # The page opens on today (in its zone), and says so in every request it makes.
+    today = datetime.now(ZoneInfo(BROWSER_ZONE)).date()
+    tonight = today + timedelta(days=1)
+    bounds = {"from": f"{today}T00:00", "to": f"{tonight}T00:00"}
+    query = urlencode({"format": "csv", **bounds, "agent": agent, "tz": BROWSER_ZONE})
     assert link.get_attribute("href") == f"/api/v1/cdrs?{query}"
     with page.expect_download() as started:
         link.click()

@@ -109,3 +109,29 @@ export const session = {
   signIn: (token) => send("POST", "/api/v1/session", { token }),
   signOut: () => send("DELETE", "/api/v1/session"),
 };
+
+// Why a sign-in the server accepted left no session: a browser that blocks cookies, or,
+// on an http page, a cookie marked Secure because a proxy told cdrlog the page is https
+// (X-Forwarded-Proto), which an http page is never given back.
+export function cookieRefused() {
+  const refused = "Your browser did not keep the sign-in cookie";
+  if (window.location.protocol === "https:") {
+    return `${refused}: allow cookies for this site, then sign in again.`;
+  }
+  return (
+    `${refused}: it blocks cookies for this site, or a proxy tells cdrlog this page is ` +
+    "on https while it is on http. Allow cookies, or open the page over https."
+  );
+}
+
+// Browsers treat loopback as secure; anywhere else, plain http shows the token to the
+// network. Sign-in still works there (a LAN without TLS is a choice), with a warning.
+export function plainHttpOffLoopback() {
+  const { protocol, hostname } = window.location;
+  const loopback =
+    hostname === "localhost" ||
+    hostname.endsWith(".localhost") ||
+    hostname === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname);
+  return protocol === "http:" && !loopback;
+}

@@ -2,10 +2,27 @@
 // while the tab is visible. Once cdrlog has tokens, it first asks for one (sign-in).
 
 import { AgentBoard } from "./agents.js";
-import { LIVE_FIELDS, csvHref, filterParams, getJson, session } from "./api.js";
+import {
+  LIVE_FIELDS,
+  cookieRefused,
+  csvHref,
+  filterParams,
+  getJson,
+  plainHttpOffLoopback,
+  session,
+} from "./api.js";
 import { byTestId, el } from "./dom.js";
-import { foldable, fromAddress, rangeStart, readForm, toAddress, writeForm } from "./filters.js";
+import {
+  DEFAULT_RANGE,
+  foldable,
+  fromAddress,
+  rangeBounds,
+  readForm,
+  toAddress,
+  writeForm,
+} from "./filters.js";
 import { HourChart } from "./hourchart.js";
+import { RolloutNotice } from "./rollout.js";
 import { AgentTable, CdrTable, OpenTable, renderTotals } from "./tables.js";
 import { Timeline } from "./timeline.js";
 import { ZonePicker, browserZone, isZone, offsetOf } from "./zones.js";
@@ -20,7 +37,12 @@ const OPEN_LIMIT = 200;
 const ZONE_KEY = "cdrlog.tz";
 
 const state = {
+  // The form's filters; while a named range applies, their from and to are empty and
+  // every request takes the range's bounds at the time it is sent.
   filters: {},
+  range: DEFAULT_RANGE,
+  // The range's bounds as the form shows them.
+  bounds: { from: "", to: "" },
   tz: "UTC",
   generation: 0,
   controller: new AbortController(),
@@ -37,8 +59,12 @@ const state = {
 };
 const view = {};
 
+function applied() {
+  return state.range ? { ...state.filters, ...rangeBounds(state.range, state.tz) } : state.filters;
+}
+
 function params(fields, extra) {
-  const query = filterParams(state.filters, fields);
+  const query = filterParams(applied(), fields);
   for (const [name, value] of Object.entries(extra)) query.append(name, String(value));
   query.append("tz", state.tz);
   return query;
@@ -136,11 +162,13 @@ async function poll() {
   }
   const { generation } = state;
   const { signal } = state.controller;
+  showRange();
   try {
     const [mark] = await Promise.all([
       refreshCdrs(signal, generation),
       refreshOpen(signal, generation),
       refreshPresence(signal, generation),
+      view.rollout.refresh(state.tz, signal),
     ]);
     const stale = Date.now() - state.statsAt > STATS_MAX_AGE_MS;
     if (generation === state.generation && (mark !== state.statsMark || stale)) {
@@ -222,6 +250,7 @@ function forget() {
   view.chart.render([], state.tz, false);
   renderTotals(view.kpis, []);
   view.banner.hidden = true;
+  view.rollout.reset();
 }
 
 function showAccount(current) {
@@ -250,11 +279,9 @@ async function submitToken(event) {
   view.signinSubmit.disabled = true;
   try {
     await session.signIn(token);
-    // Browsers drop Secure cookies on plain http (localhost aside): say so, not loop.
+    // A cookie the browser refused would bring this panel straight back: say why instead.
     const current = await session.read();
-    if (!current.signed_in) {
-      throw new Error("The browser did not keep the session cookie: use https to sign in.");
-    }
+    if (!current.signed_in) throw new Error(cookieRefused());
     view.signinToken.value = "";
     view.signin.close();
     state.locked = false;
@@ -279,6 +306,7 @@ async function signOut() {
 }
 
 function wireSignIn() {
+  byTestId("signin-insecure").hidden = !plainHttpOffLoopback();
   view.signin = byTestId("signin-panel");
   view.signinToken = byTestId("signin-token");
   view.signinSubmit = byTestId("signin-submit");
@@ -313,18 +341,46 @@ function restart() {
   state.cursor = null;
   state.statsMark = null;
   view.cdrs.reset();
-  view.csv.href = csvHref(state.filters, state.tz);
-  view.filterCount(state.filters);
+  view.filterCount(state.filters, state.range);
   byTestId("chart-note").textContent = `hours in ${state.tz} (UTC${offsetOf(state.tz)})`;
-  toAddress(state.filters, state.tz);
+  toAddress(state.filters, state.range, state.tz);
   poll();
 }
 
-function apply(filters) {
-  if (JSON.stringify(filters) === JSON.stringify(state.filters)) return;
-  state.filters = filters;
-  writeForm(view.form, filters);
+// The form and the CSV link show the bounds a named range has now (they move on with
+// the clock); the range's button shows it is the one applied.
+function showRange() {
+  const shown = applied();
+  state.bounds = { from: shown.from, to: shown.to };
+  view.csv.href = csvHref(shown, state.tz);
+  for (const name of ["from", "to"]) {
+    const input = view.form.elements.namedItem(name);
+    if (input !== document.activeElement && input.value !== shown[name]) input.value = shown[name];
+  }
+  for (const button of view.form.querySelectorAll("[data-range]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.range === state.range));
+  }
+}
+
+function apply(filters, range) {
+  // No bounds at all is the whole journal, by its name: an empty address means today.
+  const named = range || (filters.from || filters.to ? "" : "all");
+  const kept = named ? { ...filters, from: "", to: "" } : filters;
+  const same = JSON.stringify(kept) === JSON.stringify(state.filters) && named === state.range;
+  if (same) return;
+  state.filters = kept;
+  state.range = named;
+  writeForm(view.form, kept);
   restart();
+}
+
+// The form as filters and a range: times that still show the named range's bounds keep
+// the range; times typed in make it a range of the reader's own.
+function fromForm() {
+  const filters = readForm(view.form);
+  const { bounds } = state;
+  const kept = state.range && filters.from === bounds.from && filters.to === bounds.to;
+  return kept ? [filters, state.range] : [filters, ""];
 }
 
 function changeZone(zone) {
@@ -341,27 +397,24 @@ function changeZone(zone) {
 function wireForm() {
   view.form.addEventListener("submit", (event) => {
     event.preventDefault();
-    if (view.form.reportValidity()) apply(readForm(view.form));
+    if (view.form.reportValidity()) apply(...fromForm());
   });
   view.form.addEventListener("change", (event) => {
     if (event.target.matches("select, input[type=datetime-local]") && view.form.checkValidity()) {
-      apply(readForm(view.form));
+      apply(...fromForm());
     }
   });
   document.getElementById("filter-reset").addEventListener("click", () => {
     view.form.reset();
-    apply(readForm(view.form));
+    apply(readForm(view.form), DEFAULT_RANGE);
   });
   for (const button of view.form.querySelectorAll("[data-range]")) {
-    button.addEventListener("click", () => {
-      const from = rangeStart(button.dataset.range, state.tz);
-      apply({ ...readForm(view.form), from, to: "" });
-    });
+    button.addEventListener("click", () => apply(readForm(view.form), button.dataset.range));
   }
 }
 
 function pickAgent(agent, team) {
-  apply({ ...state.filters, agent, team: team ?? "" });
+  apply({ ...state.filters, agent, team: team ?? "" }, state.range);
 }
 
 function startingZone(fromUrl) {
@@ -379,6 +432,7 @@ function start() {
   view.form = document.getElementById("filters");
   view.filterCount = foldable(view.form, byTestId("filters-toggle"));
   view.banner = byTestId("error-banner");
+  view.rollout = new RolloutNotice(byTestId("rollout-notice"));
   view.live = byTestId("live-status");
   view.kpis = byTestId("kpis");
   view.csv = byTestId("csv-link");
@@ -394,6 +448,7 @@ function start() {
   const address = fromAddress();
   state.tz = startingZone(address.tz);
   state.filters = address.filters;
+  state.range = address.range;
   view.zones.set(state.tz);
   writeForm(view.form, state.filters);
   wireForm();
