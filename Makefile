@@ -27,8 +27,9 @@ install-test: $(VENV)/.test-deps
 run: install
 	$(BIN)/cdrlog serve --host $(HOST) --port $(PORT)
 
+# Runs the MariaDB and PostgreSQL tests too when local servers answer (see tests/conftest.py).
 test: install-test system-tools
-	$(BIN)/pytest
+	CDRLOG_TEST_FIND_DATABASES=1 $(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff format --check src tests scripts

@@ -1,7 +1,10 @@
 """Fixtures: the three real databases, a clean schema per backend, and the app on each.
 
 MariaDB and PostgreSQL come from CDRLOG_TEST_MYSQL_URL / CDRLOG_TEST_POSTGRES_URL;
-where one is unset or unreachable its tests are skipped with the reason shown.
+where one is unset or unreachable its tests are skipped with the reason shown. With
+CDRLOG_TEST_FIND_DATABASES set (`make test` sets it), an unset one is looked for on
+this machine first: database `test` of a local server that lets root / postgres in
+without a password (its cdrlog tables are dropped and made again).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
@@ -52,18 +55,41 @@ def skip_unless_optional(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def _server_url(variable: str) -> str:
-    url = os.environ.get(variable)
-    if not url:
-        skip_unless_optional(f"{variable} is not set: this backend's tests do not run")
+LOCAL_SERVERS = {
+    "CDRLOG_TEST_MYSQL_URL": "mysql+pymysql://root@127.0.0.1:3306/test",
+    "CDRLOG_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+}
+
+
+def _answers(url: str) -> str | None:
+    """None when a server answers at `url`; else why not, in a line."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except DBAPIError as error:
-        skip_unless_optional(f"{variable}={url} is unreachable: {error.orig}")
+        return str(error.orig).splitlines()[0] if error.orig else str(error)
     finally:
         engine.dispose()
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get("CDRLOG_TEST_FIND_DATABASES"):
+        return
+    for variable, url in LOCAL_SERVERS.items():
+        # A server that is not there refuses at once: no wait for a timeout.
+        if not os.environ.get(variable) and _answers(url) is None:
+            os.environ[variable] = url
+
+
+def _server_url(variable: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        skip_unless_optional(f"{variable} is not set: this backend's tests do not run")
+    problem = _answers(url)
+    if problem is not None:
+        skip_unless_optional(f"{variable}={url} is unreachable: {problem}")
     return url
 
 
@@ -121,11 +147,26 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def pytest_report_header() -> list[str]:
-    lines = []
+    return [f"cdrlog backends: {_backends()}"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Said again at the end, where it is read: which databases the run covered."""
+    terminalreporter.write_line(f"cdrlog backends: {_backends()}")
+
+
+def _backends() -> str:
+    shown = []
     for name, variable in BACKENDS.items():
         if variable is None:
+            shown.append(name)
             continue
         url = os.environ.get(variable)
-        shown = make_url(url).render_as_string() if url else "not set: skipped"
-        lines.append(f"cdrlog {name}: {shown}")
-    return lines
+        problem = _answers(url) if url else None
+        if url and problem is None:
+            shown.append(f"{name} on {make_url(url).render_as_string()}")
+        elif url:
+            shown.append(f"{name} skipped ({problem})")
+        else:
+            shown.append(f"{name} skipped ({variable} is not set and no local server answered)")
+    return "; ".join(shown)
