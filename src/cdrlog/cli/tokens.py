@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 TAKEN = {
     PushMode.OPEN: "accepted",
     PushMode.OBSERVE: "accepted and counted",
-    PushMode.REQUIRED: "refused (401)",
+    PushMode.REQUIRED: "refused with 401",
 }
 
 
