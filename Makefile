@@ -27,9 +27,12 @@ install-test: $(VENV)/.test-deps
 run: install
 	$(BIN)/cdrlog serve --host $(HOST) --port $(PORT)
 
-# Runs the MariaDB and PostgreSQL tests too when local servers answer (see tests/conftest.py).
+# Runs the MariaDB and PostgreSQL tests too when local servers answer (see tests/conftest.py);
+# `make test FIND_DATABASES=` runs only those the CDRLOG_TEST_*_URL variables name.
+FIND_DATABASES ?= 1
+
 test: install-test system-tools
-	CDRLOG_TEST_FIND_DATABASES=1 $(BIN)/pytest
+	CDRLOG_TEST_FIND_DATABASES=$(FIND_DATABASES) $(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff format --check src tests scripts
