@@ -3,7 +3,6 @@ check what it made of it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import secrets
@@ -228,24 +227,9 @@ def simulate(
 
 def _send(deliveries: Sequence[Sendable], settings: SendSettings, shown: bool) -> SendSummary:
     """Every delivery sent, counted on a progress bar on stderr if `shown`."""
-    from cdrlog.sim.simulate import send_events
+    from cdrlog.sim.simulate import run_simulation
 
-    if not shown:
-        return asyncio.run(send_events(deliveries, settings))
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("events"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("send", total=len(deliveries))
-        sent = send_events(deliveries, settings, on_sent=lambda: progress.advance(task))
-        return asyncio.run(sent)
+    return run_simulation(deliveries, settings, show_progress=shown)
 
 
 def _newest_dead_letter(client: httpx.Client) -> int | None:

@@ -19,6 +19,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 import httpx
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 Event = Mapping[str, str]
@@ -183,7 +184,8 @@ async def send_events(
 def run_simulation(
     events: Sequence[Sendable], settings: SendSettings, *, show_progress: bool = False
 ) -> SendSummary:
-    """`send_events` in a fresh event loop, with a transient progress bar if asked."""
+    """`send_events` in a fresh event loop, with a transient progress bar on stderr if
+    asked (stdout holds the report)."""
     if not show_progress:
         return asyncio.run(send_events(events, settings))
     columns = (
@@ -193,7 +195,7 @@ def run_simulation(
         TextColumn("events"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("send", total=len(events))
         return asyncio.run(send_events(events, settings, on_sent=lambda: progress.advance(task)))
 
