@@ -82,10 +82,13 @@ def _limit_open_files(most: int) -> Callable[[], None]:
 
 
 @contextmanager
-def running_servers(database_url: str, logs: Path, count: int) -> Iterator[list[str]]:
+def running_servers(
+    database_url: str, logs: Path, count: int, extra: Sequence[str] = ()
+) -> Iterator[list[str]]:
+    """`count` servers on one database, each started with `extra`; yields their URLs."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(running_server(database_url, logs / f"server-{n}.log"))
+            stack.enter_context(running_server(database_url, logs / f"server-{n}.log", extra))
             for n in range(count)
         ]
 

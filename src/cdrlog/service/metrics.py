@@ -18,6 +18,7 @@ from prometheus_client import (
 
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Status
+from cdrlog.store.database import RETRY_KINDS, TRANSACTION_RETRIES, RetryKind
 
 EVENTS_RECEIVED = Counter(
     "cdrlog_events_received", "Events decoded from push bodies, by event type", ["event"]
@@ -43,6 +44,14 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
 DATABASE_ERRORS = Counter("cdrlog_database_errors", "Failed database transactions")
+RETRIES = Counter(
+    "cdrlog_transaction_retries",
+    "Write transactions run again after a transient error, by kind (deadlock, lock_timeout, "
+    "serialization, locked, other: a lost connection)",
+    ["kind"],
+)
+for _kind in RETRY_KINDS:
+    RETRIES.labels(_kind)  # every kind shown from the start, at 0
 SPOOL_DEPTH = Gauge(
     "cdrlog_spool_depth", "Events waiting in the spool for the database", multiprocess_mode="max"
 )
@@ -64,6 +73,15 @@ def record_cdr_changes(changes: list[tuple[Cdr | None, Cdr]]) -> None:
         was_open = before is None or before.status is Status.OPEN
         if was_open and after.status is not Status.OPEN:
             CDRS_CLOSED.labels(after.disposition.value).inc()
+
+
+def _count_retry(kind: RetryKind) -> None:
+    RETRIES.labels(kind).inc()
+
+
+# The store counts its retries and tells whoever listens; a Counter written per process
+# is what PROMETHEUS_MULTIPROC_DIR sums over `serve --workers N`.
+TRANSACTION_RETRIES.listen(_count_retry)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -7,10 +7,11 @@ import random
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 from weakref import WeakKeyDictionary
 
 from alembic import command
@@ -30,6 +31,16 @@ _MYSQL_TRANSIENT = frozenset({1205, 1213})
 _POSTGRES_TRANSIENT = frozenset({"40P01", "40001"})
 ATTEMPTS = 12
 CONNECT_TIMEOUT = 5
+
+# Why a transaction ran again, bounded for a metric's label: a lost link is `other`.
+RetryKind = Literal["deadlock", "lock_timeout", "serialization", "locked", "other"]
+RETRY_KINDS: tuple[RetryKind, ...] = get_args(RetryKind)
+_KIND_OF_CODE: dict[int | str, RetryKind] = {
+    1213: "deadlock",
+    1205: "lock_timeout",
+    "40P01": "deadlock",
+    "40001": "serialization",
+}
 
 # SQLite has one writer at a time. Threads of one process queue here, in order, instead of
 # in SQLite's busy handler, which polls with growing sleeps and so adds seconds of latency.
@@ -145,21 +156,71 @@ def read_only(connection: Connection) -> Connection:
     return connection.execution_options(cdrlog_read_only=True)
 
 
+class RetryCount:
+    """This process's retries of write transactions, by kind; thread-safe. Listeners
+    (the service's metrics) hear of each retry as it happens: the store imports no
+    service code, and a metric kept per process is summed across worker processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[RetryKind] = Counter()
+        self._listeners: list[Callable[[RetryKind], None]] = []
+
+    def add(self, kind: RetryKind) -> None:
+        with self._lock:
+            self._counts[kind] += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(kind)
+
+    def listen(self, listener: Callable[[RetryKind], None]) -> None:
+        """Call `listener` with the kind of every retry from now on (once, however often
+        it is added)."""
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def counts(self) -> dict[RetryKind, int]:
+        """Retries so far, every kind named (0 for none)."""
+        with self._lock:
+            return {kind: self._counts[kind] for kind in RETRY_KINDS}
+
+
+TRANSACTION_RETRIES = RetryCount()
+
+
+def retry_kind(error: DBAPIError) -> RetryKind:
+    """What made a transient error transient, as a `RetryKind`."""
+    if error.connection_invalidated:
+        return "other"
+    original = error.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return "locked"
+    # A MySQL driver's error number first: PyMySQL sets `sqlstate` too (40001 for a
+    # deadlock, HY000 for a lock wait timeout).
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else getattr(original, "sqlstate", None)
+    return _KIND_OF_CODE.get(code, "other") if isinstance(code, int | str) else "other"
+
+
 def is_transient(error: DBAPIError) -> bool:
     if error.connection_invalidated:
         return True
     original = error.orig
     if isinstance(original, sqlite3.OperationalError):
         return "locked" in str(original) or "busy" in str(original)
-    sqlstate = getattr(original, "sqlstate", None)
-    if sqlstate is not None:
-        return sqlstate in _POSTGRES_TRANSIENT
+    # A MySQL driver's error number first: PyMySQL sets `sqlstate` too, HY000 for a lock
+    # wait timeout, which the SQL state alone would not call transient.
     args: tuple[Any, ...] = getattr(original, "args", ())
-    return bool(args) and args[0] in _MYSQL_TRANSIENT
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_TRANSIENT
+    sqlstate = getattr(original, "sqlstate", None)
+    return sqlstate is not None and sqlstate in _POSTGRES_TRANSIENT
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T], *, commit: bool = True) -> T:
-    """Run `work` in one transaction, again from the start after a deadlock or lost link.
+    """Run `work` in one transaction, again from the start after a deadlock or lost link
+    (each time counted in `TRANSACTION_RETRIES`).
 
     With `commit=False` the transaction is rolled back at the end: a dry run that
     takes the same locks and sees the same data as the real one.
@@ -176,6 +237,7 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T], *, commit: b
         except DBAPIError as error:
             if attempt == ATTEMPTS - 1 or not is_transient(error):
                 raise
+            TRANSACTION_RETRIES.add(retry_kind(error))
             time.sleep(random.uniform(0, 0.002 * 2**attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 
