@@ -96,7 +96,7 @@ class CallReading:
 
 def read_call(events: Iterable[CallEvent]) -> CallReading:
     calltype, legs = _legs(events)
-    answering = _first_leg(legs, "answers")
+    answering = _answering(legs)
     return CallReading(calltype, legs, answering, _handler(calltype, legs, answering))
 
 
@@ -187,6 +187,31 @@ def _first_leg(legs: list[_Leg], flag: str) -> _Leg | None:
     return next((leg for leg in legs if getattr(leg.rule, flag)), None)
 
 
+def _answering(legs: list[_Leg]) -> _Leg | None:
+    """The answer that answered the call: the first one that did not come after the
+    call had ended. Whoever answered, the customer's hangup, the conversation's, or (on
+    an outbound call) the agent's ends the call; an agent who picks up as the customer
+    gives up answers nothing, and the CDR names the first agent whose phone rang."""
+    joined = _first(leg.event.event_time for leg in legs if leg.rule.joins)
+    ended = next((leg.event for leg in legs if _ends_call(leg, None, joined)), None)
+    return next(
+        (
+            leg
+            for leg in legs
+            if leg.rule.answers and (ended is None or not _comes_after(leg.event, ended))
+        ),
+        None,
+    )
+
+
+def _comes_after(one: CallEvent, other: CallEvent) -> bool:
+    """Whether `one` happened after `other`: later, or at the same time with a higher
+    `eventid` (contract section 4, "Order")."""
+    if one.event_time != other.event_time:
+        return one.event_time > other.event_time
+    return one.eventid is not None and other.eventid is not None and one.eventid > other.eventid
+
+
 def _same_leg(one: CallEvent, other: CallEvent) -> bool:
     """Whether two agent-leg events are of one leg: by `uniqueid` where both have one,
     else by agent number."""
@@ -236,11 +261,12 @@ def _ends_call(leg: _Leg, answering: _Leg | None, joined: datetime | None) -> bo
     if answering is None:
         return False  # a phone that rang and stopped: the queue rings the next one
     answer = answering.event
-    if leg.event.uniqueid is not None and answer.uniqueid is not None:
-        return leg.event.uniqueid == answer.uniqueid
-    # Without leg ids, a leg that hung up before the answer cannot be the one answering.
+    # A leg that hung up before the answer is not the one answering (a queue may ring
+    # one agent twice, even on one leg id).
     if leg.event.event_time < answer.event_time:
         return False
+    if leg.event.uniqueid is not None and answer.uniqueid is not None:
+        return leg.event.uniqueid == answer.uniqueid
     return answer.agentno is None or leg.event.agentno in (None, answer.agentno)
 
 
