@@ -114,8 +114,11 @@ class Batcher:
             self.degraded.set()
             self._spool(batch, self.spool)
             return
-        except Exception as error:  # a lone event's own failure: its request answers 500
-            results = [error]
+        except Exception as error:
+            # An event that failed alone after its batch did: every request of the batch
+            # answers 500 (those already stored are duplicates when re-sent), and the
+            # writer lives on.
+            results = [error] * len(batch)
         _settle(batch, results)
 
     def _spool(self, batch: Sequence[_Pending], spool: Spool) -> None:
