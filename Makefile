@@ -49,8 +49,14 @@ check: lint test
 # Benchmarks print figures; they are not tests. They use databases cdrlog_perf (push)
 # and cdrlog_bench (read) on the local MariaDB and PostgreSQL, and skip those that are
 # not there; `--backends NAME=URL` picks others (their tables are dropped and recreated).
+# The push benchmark also serves the seed's PHP script (nginx and php-fpm, on MariaDB's
+# cdrlog_perf_seed) and times `cdrlog replay` of 1,000,000 events (about 15 minutes in
+# all); `make bench BENCH_ARGS='--seconds 5 --replay-events 100000'` is a quick one.
+BENCH_ARGS ?=
+
 bench: install-test system-tools
-	$(BIN)/python scripts/bench_push.py
+	@scripts/ensure-bench-tools
+	$(BIN)/python scripts/bench_push.py $(BENCH_ARGS)
 
 bench-read: install-test
 	$(BIN)/python scripts/bench_read.py

@@ -1,22 +1,25 @@
-"""Push benchmark: how many events/s `cdrlog serve` stores, against the floor, on each backend.
+"""Push benchmark: cdrlog's events/s on each backend, against the floor and the seed.
 
-The floor is `scripts/floor_app.py` (a bare ASGI app that parses the form and answers
-200) under the same uvicorn settings, driven by the same client in the same run: the
-most any Python receiver could do on this machine. For each backend the schema is reset,
-`cdrlog serve` runs as a subprocess (1 worker, and 2 when `--workers` exists) and gets:
+It measures the floor and the seed's approach in the same run, then `cdrlog replay`'s
+rate. Everything is judged against issue 14's targets, each cell coloured, in one run:
 
-1. as much as `--connections` keep-alive connections can send, for about `--seconds`;
-2. 32 senders paced at half the rate measured in 1, for about half as long (p99 < 10 ms).
+* The floor is `scripts/floor_app.py` (a bare ASGI app that parses the form and answers
+  200) under the same uvicorn settings: the most any Python receiver could do here.
+* The seed is the seed's PHP script (`scripts/bench_seed/cdr.php`, served by nginx and
+  php-fpm on MariaDB, see `seed_server.py`), sent the same traffic: its rate is what the
+  x seed column divides by, and its rows are counted exact, duplicated, wrong or missing.
+* For each backend the schema is reset and `cdrlog serve` runs as a subprocess (1
+  worker, and 2 when `--workers` exists), getting: (1) as much as `--connections`
+  keep-alive connections can send, for about `--seconds`; (2) 32 senders paced at half
+  the rate measured in 1, for about half as long; (3) a lone event at a time: one sender
+  sending the next request as soon as the answer came, for about `--lone-seconds`.
+  Afterwards every CDR must equal the `ExpectedCdr` its call's script gives.
+* `cdrlog replay` stores about `--replay-events` events into a fresh SQLite file
+  (`bench_replay.py`, whose generated file is kept in the temp dir for the next run).
 
-The traffic is realistic: calls from `cdrlog.sim.traffic.generate_calls`, interleaved, 30%
-shuffled and 5% re-sent by `delivery_order`, form-encoded as asterCC sends them. The
-base calls repeat with a fresh sessionid suffix per repetition, so that requests cost
-the client a concatenation; a run stops at the end of a repetition, so every call sent
-is sent whole. Afterwards every CDR must equal the `ExpectedCdr` its call's script gives.
-
-The client is one asyncio process (uvloop) writing pre-encoded requests on raw
-connections, one in flight each; its CPU use is reported, as is the servers' (the
-process tree), the database server's and the machine's idle share.
+The traffic and the client are `push_client.py`'s: realistic calls in the manual's shape,
+30% shuffled, 5% re-sent, form-encoded, from one asyncio process. Any POST left without
+an answer is counted as failed and shown with its time and the server log's warnings.
 
     .venv/bin/python scripts/bench_push.py --seconds 30 --backends sqlite,mariadb,postgresql
 """
@@ -24,13 +27,10 @@ process tree), the database server's and the machine's idle share.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import math
 import os
-import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -39,31 +39,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlencode
+from typing import Any
 
+import bench_replay
 import httpx
-import uvloop
+import seed_server
+from push_client import HOST, Load, Meter, Source, Traffic, build_traffic, load
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from cdrlog.sim.traffic import (
-    ExpectedCdr,
-    Style,
-    delivery_order,
-    generate_calls,
-    stored_as_expected,
-)
+from cdrlog.sim.traffic import ExpectedCdr, stored_as_expected
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.store.tables import cdr, metadata
 
-HOST = "127.0.0.1"
 SCRIPTS = Path(__file__).resolve().parent
 DEFAULT_URLS = {
     "sqlite": f"sqlite:///{Path(tempfile.gettempdir()) / 'cdrlog_perf' / 'cdrlog.db'}",
@@ -72,339 +66,29 @@ DEFAULT_URLS = {
 }
 # The database server's processes, whose CPU is shown beside the receiver's.
 DATABASE_PROCESSES = {"mariadb": ("mariadbd", "mysqld"), "postgresql": ("postgres",)}
-SEED_EVENTS_PER_SECOND = 3100  # the seed's PHP + php-fpm + MariaDB, at its best (issue 6)
-FLOOR_TARGETS = {"sqlite": 0.5, "mariadb": 0.5, "postgresql": 0.35}
-SEED_TARGET = 5.0
-PACED_SENDERS = 32
+# Issue 14's targets. Each is judged only where the issue sets it.
+FLOOR_TARGETS = {"sqlite": 0.5, "mariadb": 0.3, "postgresql": 0.3}  # x the floor, same workers
+SEED_TARGETS = {"mariadb": 3.0}  # x the seed measured in the same run
+CPU_TARGETS_US = {"sqlite": 100.0}  # server CPU per event, flat out
+SCALING_BACKENDS = ("mariadb", "postgresql")  # 2 processes must store more than 1
 PACED_P99_TARGET_MS = 10.0
+LONE_P99_TARGET_MS = 2.0
+PACED_SENDERS = 32
 BASE_CALLS = 500
-# Stands for the repetition's suffix in the pre-encoded bodies; as wide as the suffix.
-PLACEHOLDER = b"ZZZZZZZ"
-CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
-TICKS = os.sysconf("SC_CLK_TCK")
+# The lone-event run's calls per repetition: a repetition lasts well under a second even
+# at a few ms per answer, so the run ends close to --lone-seconds with every call whole.
+LONE_CALLS = 40
+SEED_RECEIVER = "seed (PHP, MariaDB)"
+FLOOR_RECEIVER = "floor (bare ASGI)"
 # All the load comes from one address: cdrlog's per-address limit must not be the bound.
 UNLIMITED = {
     "CDRLOG_RATE_PER_SECOND": "1e9",
     "CDRLOG_RATE_BURST": "1e9",
     "CDRLOG_MAX_CONNECTIONS_PER_ADDRESS": "100000",
 }
-
-
-def suffix(repetition: int) -> bytes:
-    return b"-%06d" % repetition
-
-
-@dataclass(frozen=True, slots=True)
-class Traffic:
-    """Each delivery as the request bytes before and after its sessionid's suffix, and
-    the calls' expected CDRs (diallogid without the suffix)."""
-
-    parts: list[tuple[bytes, bytes]]
-    expected: list[ExpectedCdr]
-
-    def expected_of(self, repetitions: range) -> dict[tuple[str, str], ExpectedCdr]:
-        wanted = {}
-        for repetition in repetitions:
-            tail = suffix(repetition).decode()
-            for one in self.expected:
-                diallogid = one.diallogid + tail
-                wanted[(one.team, diallogid)] = replace(one, diallogid=diallogid)
-        return wanted
-
-
-def build_traffic(calls: int, seed: int, style: Style) -> Traffic:
-    rng = random.Random(seed)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    generated = generate_calls(
-        rng, start, calls=calls, teams=3, agents=20, time_format="mixed", style=style
-    )
-    deliveries = delivery_order(generated, rng, shuffle_ratio=0.3, duplicate_ratio=0.05)
-    parts = [request_parts(delivery.team, delivery.event) for delivery in deliveries]
-    return Traffic(parts, [call.expected for call in generated])
-
-
-def request_parts(team: str, event: dict[str, str]) -> tuple[bytes, bytes]:
-    """The POST asterCC would send, split where the repetition's suffix goes: in a
-    call's sessionid (a new call), or in an agent's event's `userdata` (a new event)."""
-    mark = "sessionid" if "sessionid" in event else "userdata"
-    marked = dict(event, **{mark: event.get(mark, "") + PLACEHOLDER.decode()})
-    body = urlencode(marked).encode()
-    head = (
-        f"POST /astercc/{team}/events HTTP/1.1\r\nHost: {HOST}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    before, after = (head + body).split(PLACEHOLDER)
-    return before, after
-
-
-class Source:
-    """Requests in delivery order, repetition after repetition. Once `deadline` has
-    passed it finishes the repetition under way and then hands out nothing."""
-
-    def __init__(self, traffic: Traffic, first: int, seconds: float) -> None:
-        self.parts = traffic.parts
-        self.first = self.current = first
-        self.seconds = seconds
-        self.deadline = math.inf
-        self.index = 0
-        self.suffix = suffix(first)
-
-    def start(self, now: float) -> None:
-        self.deadline = now + self.seconds
-
-    def next(self) -> bytes | None:
-        if self.index == len(self.parts):
-            if time.perf_counter() >= self.deadline:
-                return None
-            self.current += 1
-            self.suffix = suffix(self.current)
-            self.index = 0
-        before, after = self.parts[self.index]
-        self.index += 1
-        return before + self.suffix + after
-
-    @property
-    def repetitions(self) -> range:
-        return range(self.first, self.current + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    wall: float
-    server: int  # clock ticks of the server's process tree
-    database: int  # clock ticks of the database server's processes
-    client: float  # CPU seconds of this process
-    busy: int  # machine-wide jiffies (all cores) not idle
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """CPU use over a run, in % of one core (200% = both cores), and the machine's idle %."""
-
-    server: float
-    database: float
-    client: float
-    idle: float
-
-
-@dataclass(slots=True)
-class Meter:
-    server_pid: int
-    database_names: tuple[str, ...]
-    before: Sample | None = None
-
-    def start(self) -> None:
-        self.before = self.sample()
-
-    def stop(self) -> Usage:
-        after, before = self.sample(), self.before
-        assert before is not None, "start() first"
-        wall = after.wall - before.wall
-
-        def share(ticks: int) -> float:
-            return 100 * ticks / TICKS / wall
-
-        return Usage(
-            server=share(after.server - before.server),
-            database=share(after.database - before.database),
-            client=100 * (after.client - before.client) / wall,
-            idle=100 - 100 * (after.busy - before.busy) / max(1, after.total - before.total),
-        )
-
-    def sample(self) -> Sample:
-        processes = read_processes()
-        tree = descendants(processes, self.server_pid) | {self.server_pid}
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        busy, total = machine_jiffies()
-        return Sample(
-            wall=time.perf_counter(),
-            server=sum(processes[p][2] for p in tree if p in processes),
-            database=sum(t for _, name, t in processes.values() if name in self.database_names),
-            client=usage.ru_utime + usage.ru_stime,
-            busy=busy,
-            total=total,
-        )
-
-
-def read_processes() -> dict[int, tuple[int, str, int]]:
-    """pid -> (parent pid, command name, user + system clock ticks), from /proc."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # ended while we looked
-        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
-        fields = rest.split()
-        found[int(entry.name)] = (int(fields[1]), name, int(fields[11]) + int(fields[12]))
-    return found
-
-
-def descendants(processes: dict[int, tuple[int, str, int]], root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
-    found, pending = set(), [root]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.add(child)
-            pending.append(child)
-    return found
-
-
-def machine_jiffies() -> tuple[int, int]:
-    first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in first[:8]]  # user nice system idle iowait irq softirq steal
-    return sum(values) - values[3] - values[4], sum(values)
-
-
-@dataclass(frozen=True, slots=True)
-class Load:
-    """What one run did: answers, failures (non-200 or lost), time, latencies, CPU."""
-
-    answered: int
-    failed: int
-    seconds: float
-    latencies: list[float]
-    usage: Usage
-    repetitions: range
-    problems: tuple[str, ...]
-
-    @property
-    def per_second(self) -> float:
-        return self.answered / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, fraction: float) -> float:
-        """Nearest rank, over sorted latencies."""
-        if not self.latencies:
-            return 0.0
-        return 1000 * self.latencies[max(0, math.ceil(fraction * len(self.latencies)) - 1)]
-
-
-class Sender(asyncio.Protocol):
-    """One keep-alive connection with one request in flight; answers go to its Run."""
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.buffer = bytearray()
-        self.began = 0.0
-        self.retired = False
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def send(self, request: bytes) -> None:
-        assert self.transport is not None
-        self.began = time.perf_counter()
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        length = CONTENT_LENGTH.search(self.buffer, 0, end + 2)
-        whole = end + 4 + (int(length[1]) if length else 0)
-        if len(self.buffer) < whole:
-            return
-        status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
-        del self.buffer[:whole]
-        self.run.answered(self, status, time.perf_counter() - self.began)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.retired:
-            self.run.lost(self, f"connection lost: {exc or 'closed by the server'}")
-
-
-class Run:
-    """Hands each sender its next request (paced when `interval` > 0) and tallies."""
-
-    def __init__(self, source: Source, interval: float, senders: int) -> None:
-        loop = asyncio.get_running_loop()
-        self.source, self.interval, self.active = source, interval, senders
-        self.loop = loop
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.latencies: list[float] = []
-        self.ok = 0
-        self.failed = 0
-        self.problems: list[str] = []
-        self.slot = 0.0
-        self.last = 0.0
-
-    def dispatch(self, sender: Sender) -> None:
-        request = self.source.next()
-        if request is None:
-            self.retire(sender)
-            return
-        if self.interval:
-            # One schedule for all senders; a late sender does not make up for lost time.
-            now = time.perf_counter()
-            slot, self.slot = max(now, self.slot), max(now, self.slot) + self.interval
-            if slot > now:
-                self.loop.call_later(slot - now, sender.send, request)
-                return
-        sender.send(request)
-
-    def answered(self, sender: Sender, status: bytes, seconds: float) -> None:
-        self.latencies.append(seconds)
-        self.last = time.perf_counter()
-        if status[9:12] == b"200":
-            self.ok += 1
-        else:
-            self.note(status.decode(errors="replace"))
-        self.dispatch(sender)
-
-    def lost(self, sender: Sender, problem: str) -> None:
-        self.note(problem)
-        self.retire(sender)
-
-    def note(self, problem: str) -> None:
-        self.failed += 1
-        if len(self.problems) < 5:
-            self.problems.append(problem)
-
-    def retire(self, sender: Sender) -> None:
-        sender.retired = True
-        if sender.transport is not None:
-            sender.transport.close()
-        self.active -= 1
-        if self.active == 0 and not self.done.done():
-            self.done.set_result(None)
-
-
-async def drive(port: int, source: Source, senders: int, rate: float, meter: Meter) -> Load:
-    """Send from `senders` connections until `source` runs dry; `rate` 0 is flat out."""
-    run = Run(source, 1 / rate if rate else 0.0, senders)
-    loop = asyncio.get_running_loop()
-    connections = [
-        await loop.create_connection(lambda: Sender(run), HOST, port) for _ in range(senders)
-    ]
-    meter.start()
-    began = time.perf_counter()
-    source.start(began)
-    for _, sender in connections:
-        run.dispatch(sender)
-    await asyncio.wait_for(run.done, timeout=source.seconds * 4 + 120)
-    usage = meter.stop()
-    return Load(
-        answered=run.ok,
-        failed=run.failed,
-        seconds=(run.last or time.perf_counter()) - began,
-        latencies=sorted(run.latencies),
-        usage=usage,
-        repetitions=source.repetitions,
-        problems=tuple(run.problems),
-    )
-
-
-def load(port: int, source: Source, senders: int, rate: float, meter: Meter) -> Load:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(drive(port, source, senders, rate, meter))
+# Log lines worth showing when a request failed.
+TROUBLE = re.compile(r"error|warn|critical|exception|traceback|killed|timeout", re.IGNORECASE)
+SHOWN_LOG_LINES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,16 +103,37 @@ class Exactness:
     def ok(self) -> bool:
         return self.exact == self.calls and self.unexpected == 0
 
+    def shown(self) -> str:
+        return f"{self.exact:,}/{self.calls:,}" + (
+            f" +{self.unexpected}" if self.unexpected else ""
+        )
+
 
 @dataclass(slots=True)
 class Result:
+    """One server measured: its runs, its CDR check, the figures it is compared with
+    (filled in once all are measured) and the logs to read when something failed."""
+
     receiver: str
     workers: int
     flat: Load
     paced: Load | None = None
-    exact: Exactness | None = None
+    lone: Load | None = None
+    exact: Exactness | seed_server.SeedCdrs | None = None
+    logs: tuple[Path, ...] = ()
     floor: float | None = None  # the floor's events/s with as many workers
+    single: float | None = None  # this receiver's events/s with 1 worker
+    seed: float | None = None  # the seed's events/s
     load_average: str = ""
+    kind: str = "cdrlog"  # or "floor", "seed": which targets apply
+
+    @property
+    def runs(self) -> list[Load]:
+        return [run for run in (self.flat, self.paced, self.lone) if run is not None]
+
+    @property
+    def failed(self) -> int:
+        return sum(run.failed for run in self.runs)
 
 
 def free_port() -> int:
@@ -444,8 +149,9 @@ def environment() -> dict[str, str]:
 
 
 def cdrlog_command(url: str, port: int, workers: int, spool: Path) -> list[str]:
+    # JSON log lines carry their time, to set beside a lost connection's.
     command = [sys.executable, "-m", "cdrlog", "serve", "--db", url, "--host", HOST]
-    command += ["--port", str(port), "--spool-dir", str(spool)]
+    command += ["--port", str(port), "--spool-dir", str(spool), "--log-format", "json"]
     return command + (["--workers", str(workers)] if workers > 1 else [])
 
 
@@ -557,11 +263,17 @@ def as_expected(row: Any) -> ExpectedCdr:
     return stored_as_expected(row._mapping)
 
 
-def check_cdrs(url: str, traffic: Traffic, sent: Sequence[range]) -> Exactness:
-    """Every call sent must have exactly its expected CDR, and nothing else a row."""
+def expected_of(sent: Sequence[tuple[Traffic, range]]) -> dict[tuple[str, str], ExpectedCdr]:
+    """The expected CDR of every call sent, keyed by (team, diallogid)."""
     wanted: dict[tuple[str, str], ExpectedCdr] = {}
-    for repetitions in sent:
+    for traffic, repetitions in sent:
         wanted |= traffic.expected_of(repetitions)
+    return wanted
+
+
+def check_cdrs(url: str, sent: Sequence[tuple[Traffic, range]]) -> Exactness:
+    """Every call sent must have exactly its expected CDR, and nothing else a row."""
+    wanted = expected_of(sent)
     engine: Engine = make_engine(url)
     with engine.connect() as connection:
         stored = {
@@ -577,24 +289,74 @@ class Plan:
     seconds: float
     connections: int
     traffic: Traffic
+    lone_traffic: Traffic
+    lone_seconds: float
     logs: Path
     console: Console
     profiles: Path | None = None
+    # Phases that could not be measured (the server would not start, ...): a failed run.
+    broken: list[str] = field(default_factory=list)
+
+    def could_not(self, what: str) -> None:
+        """Show why `what` could not be measured, and remember it."""
+        self.console.print_exception()
+        self.broken.append(what)
 
 
 def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def lone(port: int, plan: Plan, meter: Meter) -> Load:
+    """One call at a time: a single sender, the next request as soon as the answer came."""
+    return load(port, Source(plan.lone_traffic, 0, plan.lone_seconds), 1, 0, meter)
+
+
 def measure_floor(workers: int, plan: Plan) -> Result:
     began = load_average()
     port = free_port()
-    with serving(floor_command(port, workers), port, plan.logs / f"floor-{workers}.log") as server:
+    log = plan.logs / f"floor-{workers}.log"
+    with serving(floor_command(port, workers), port, log) as server:
         source = Source(plan.traffic, 0, plan.seconds)
-        flat = load(port, source, plan.connections, 0, Meter(server.pid, ()))
-    result = Result("floor (bare ASGI)", workers, flat, load_average=f"{began:.1f}")
-    result.load_average += f" -> {load_average():.1f}"
+        flat = load(port, source, plan.connections, 0, Meter((server.pid,), ()))
+        alone = lone(port, plan, Meter((server.pid,), ()))
+    result = Result(FLOOR_RECEIVER, workers, flat, lone=alone, logs=(log,), kind="floor")
+    result.load_average = f"{began:.1f} -> {load_average():.1f}"
     report(plan.console, result)
+    return result
+
+
+def measure_seed(plan: Plan) -> Result | None:
+    """The seed's PHP script under the same client (flat out, then lone), or None when
+    it cannot be served here (said why)."""
+    tools = seed_server.find_tools()
+    reason = tools if isinstance(tools, str) else unreachable(seed_server.URL)
+    if isinstance(tools, str) or reason is not None:
+        plan.console.print(f"[yellow]the seed: skipped, {reason}")
+        return None
+    plan.console.rule(f"the seed: PHP behind nginx and php-fpm, {seed_server.URL}")
+    began = load_average()
+    try:
+        result = seed_runs(tools, plan)
+    except Exception:  # report it and go on: cdrlog is still measured
+        plan.could_not("the seed")
+        return None
+    result.load_average = f"{began:.1f} -> {load_average():.1f}"
+    report(plan.console, result)
+    return result
+
+
+def seed_runs(tools: seed_server.Tools, plan: Plan) -> Result:
+    seed_server.reset_schema(seed_server.URL)
+    port, folder = free_port(), plan.logs / "seed"
+    with seed_server.serving(tools, seed_server.URL, folder, HOST, port) as server:
+        usage = Meter(server.pids, DATABASE_PROCESSES["mariadb"])
+        flat = load(port, Source(plan.traffic, 0, plan.seconds), plan.connections, 0, usage)
+        alone = lone(port, plan, Meter(server.pids, ()))
+    sent = [(plan.traffic, flat.repetitions), (plan.lone_traffic, alone.repetitions)]
+    rows = seed_server.check(seed_server.URL, expected_of(sent))
+    result = Result(SEED_RECEIVER, seed_server.CHILDREN, flat, None, alone, rows, server.logs)
+    result.kind = "seed"
     return result
 
 
@@ -618,15 +380,20 @@ def measure_backend(name: str, url: str, workers: int, plan: Plan) -> Result:
         paced = load(
             port, paced_source, PACED_SENDERS, flat.per_second / 2, meter(server.pid, name)
         )
-    exact = check_cdrs(url, plan.traffic, [flat.repetitions, paced.repetitions])
-    result = Result(name, workers, flat, paced, exact, load_average=f"{began:.1f}")
-    result.load_average += f" -> {load_average():.1f}"
+        alone = lone(port, plan, meter(server.pid, name))
+    sent = [
+        (plan.traffic, flat.repetitions),
+        (plan.traffic, paced.repetitions),
+        (plan.lone_traffic, alone.repetitions),
+    ]
+    result = Result(name, workers, flat, paced, alone, check_cdrs(url, sent), (log,))
+    result.load_average = f"{began:.1f} -> {load_average():.1f}"
     report(plan.console, result)
     return result
 
 
 def meter(pid: int, backend: str) -> Meter:
-    return Meter(pid, DATABASE_PROCESSES.get(backend, ()))
+    return Meter((pid,), DATABASE_PROCESSES.get(backend, ()))
 
 
 @contextlib.contextmanager
@@ -662,19 +429,49 @@ def report(console: Console, result: Result) -> None:
     """One line per measured server as soon as it is done, and what went wrong."""
     flat = result.flat
     line = (
-        f"{result.receiver}, {result.workers} worker(s): {flat.per_second:,.0f} events/s, "
-        f"p99 {flat.percentile_ms(0.99):.1f} ms, {flat.failed} failed"
+        f"{result.receiver}, {result.workers} process(es): {flat.per_second:,.0f} events/s, "
+        f"p99 {flat.percentile_ms(0.99):.1f} ms, {result.failed} failed"
     )
     if result.paced is not None:
         paced = result.paced
         line += f"; paced {paced.per_second:,.0f}/s p99 {paced.percentile_ms(0.99):.1f} ms"
+    if result.lone is not None:
+        alone = result.lone
+        line += (
+            f"; lone p50 {alone.percentile_ms(0.5):.2f} ms p99 {alone.percentile_ms(0.99):.2f} ms"
+        )
     if result.exact is not None:
-        line += f"; CDRs exact: {result.exact.exact:,}/{result.exact.calls:,}"
-        if result.exact.unexpected:
-            line += f" ({result.exact.unexpected:,} unexpected rows)"
+        line += f"; CDRs exact: {result.exact.shown()}"
     console.print(line)
-    for problem in flat.problems + (result.paced.problems if result.paced else ()):
-        console.print(f"  [red]! {problem}")
+    for run in result.runs:
+        for problem in run.problems:
+            console.print(f"  [red]! {problem}")
+        for loss in run.losses:
+            if not loss.unanswered:
+                console.print(f"  [yellow]! {loss.shown()}")
+
+
+def report_failures(console: Console, results: Sequence[Result]) -> None:
+    """For each server where a request failed: every lost connection, with its time, and
+    the warnings and errors of the server's log, to match the two up."""
+    for result in results:
+        if not result.failed:
+            continue
+        console.rule(f"[red]{result.receiver}, {result.workers} process(es): failed requests")
+        for run in result.runs:
+            for loss in run.losses:
+                console.print(f"  {loss.shown()}")
+        for log in result.logs:
+            lines = trouble(log)
+            console.print(f"  {log.name}: {len(lines)} warning or error line(s)", highlight=False)
+            for line in lines[-SHOWN_LOG_LINES:]:
+                console.print(f"    {line}", markup=False, highlight=False)
+
+
+def trouble(log: Path) -> list[str]:
+    if not log.exists():
+        return []
+    return [line for line in log.read_text(errors="replace").splitlines() if TROUBLE.search(line)]
 
 
 def judged(value: float, target: float, shown: str, higher: bool = True) -> str:
@@ -684,7 +481,7 @@ def judged(value: float, target: float, shown: str, higher: bool = True) -> str:
 
 COLUMNS = (
     "receiver",
-    "workers",
+    "processes",
     "events/s",
     "p50 ms",
     "p99 ms",
@@ -694,9 +491,13 @@ COLUMNS = (
     "DB CPU",
     "idle",
     "x floor",
+    "x 1 process",
     "x seed",
     "paced events/s",
     "paced p99 ms",
+    "lone p50 ms",
+    "lone p99 ms",
+    "failed",
     "CDRs exact",
     "load avg",
 )
@@ -706,63 +507,125 @@ def row_of(result: Result) -> list[str]:
     flat, usage = result.flat, result.flat.usage
     cells = [result.receiver, str(result.workers), f"{flat.per_second:,.0f}"]
     cells += [f"{flat.percentile_ms(f):.1f}" for f in (0.5, 0.99, 1.0)]
-    per_event = 10_000 / flat.per_second if flat.per_second else 0.0  # % of a core -> us/event
-    cells += [
-        f"{share:.0f}% ({share * per_event:.0f} us)" for share in (usage.server, usage.client)
-    ]
+    cells += [server_cpu_cell(result), f"{usage.client:.0f}%"]
     database = f"{usage.database:.0f}%" if result.receiver in DATABASE_PROCESSES else "-"
+    if result.kind == "seed":
+        database = f"{usage.database:.0f}%"
     cells += [database, f"{usage.idle:.0f}%"]
     cells += ratio_cells(result)
-    paced = result.paced
-    if paced is None:
-        cells += ["", ""]
-    else:
-        p99 = paced.percentile_ms(0.99)
-        shown = f"{p99:.1f} (< {PACED_P99_TARGET_MS:.0f})"
-        cells += [f"{paced.per_second:,.0f}", judged(p99, PACED_P99_TARGET_MS, shown, False)]
-    exact = result.exact
-    if exact is None:
-        cells.append("")
-    else:
-        text = f"{exact.exact:,}/{exact.calls:,}" + (
-            f" +{exact.unexpected}" if exact.unexpected else ""
-        )
-        cells.append(f"[{'green' if exact.ok else 'red'}]{text}[/]")
+    cells += paced_cells(result.paced) + lone_cells(result)
+    cells.append(judged(result.failed, 1, f"{result.failed:,}", higher=False))
+    cells.append(exact_cell(result))
     return [*cells, result.load_average]
 
 
-def ratio_cells(result: Result) -> list[str]:
+def server_cpu_cell(result: Result) -> str:
+    """% of one core over the flat-out run, and CPU microseconds per event."""
+    share = result.flat.usage.server
     rate = result.flat.per_second
-    target = FLOOR_TARGETS.get(result.receiver)
-    if result.floor is None or target is None:
-        return ["1.00" if result.floor is None else "", ""]
-    ratio, times_seed = rate / result.floor, rate / SEED_EVENTS_PER_SECOND
+    per_event = share * 10_000 / rate if rate else 0.0  # % of a core -> us/event
+    shown = f"{share:.0f}% ({per_event:.0f} us)"
+    target = CPU_TARGETS_US.get(result.receiver) if result.kind == "cdrlog" else None
+    if target is None:
+        return shown
+    return judged(per_event, target, f"{shown[:-1]} < {target:.0f})", higher=False)
+
+
+def ratio_cells(result: Result) -> list[str]:
+    """x floor, x 1 process and x seed, each judged where the issue sets a target."""
+    rate, cdrlog = result.flat.per_second, result.kind == "cdrlog"
+    floor = "1.00" if result.kind == "floor" else ""
+    if cdrlog and result.floor:
+        floor = ratio_cell(rate / result.floor, FLOOR_TARGETS.get(result.receiver), 2)
+    scaling = ""
+    if result.workers > 1 and result.single:
+        ratio = rate / result.single
+        scaling = f"{ratio:.2f}"
+        if cdrlog and result.receiver in SCALING_BACKENDS:
+            scaling = f"[{'green' if ratio > 1 else 'red'}]{ratio:.2f} (> 1)[/]"
+    seed = "1.00" if result.kind == "seed" else ""
+    if cdrlog and result.seed:
+        seed = ratio_cell(rate / result.seed, SEED_TARGETS.get(result.receiver), 1)
+    return [floor, scaling, seed]
+
+
+def ratio_cell(ratio: float, target: float | None, digits: int) -> str:
+    shown = f"{ratio:.{digits}f}"
+    return shown if target is None else judged(ratio, target, f"{shown} (>= {target:g})")
+
+
+def paced_cells(paced: Load | None) -> list[str]:
+    if paced is None:
+        return ["", ""]
+    p99 = paced.percentile_ms(0.99)
+    shown = f"{p99:.1f} (< {PACED_P99_TARGET_MS:.0f})"
+    return [f"{paced.per_second:,.0f}", judged(p99, PACED_P99_TARGET_MS, shown, False)]
+
+
+def lone_cells(result: Result) -> list[str]:
+    alone = result.lone
+    if alone is None:
+        return ["", ""]
+    p50, p99 = alone.percentile_ms(0.5), alone.percentile_ms(0.99)
+    if result.kind != "cdrlog":
+        return [f"{p50:.2f}", f"{p99:.2f}"]
+    shown = f"{p99:.2f} (< {LONE_P99_TARGET_MS:.0f})"
+    return [f"{p50:.2f}", judged(p99, LONE_P99_TARGET_MS, shown, False)]
+
+
+def exact_cell(result: Result) -> str:
+    exact = result.exact
+    if exact is None:
+        return ""
+    return f"[{'green' if exact.ok else 'red'}]{exact.shown()}[/]"
+
+
+def caption(plan: Plan, seed: Result | None) -> list[str]:
+    seed_text = (
+        f"the seed's {seed.flat.per_second:,.0f} events/s measured above"
+        if seed is not None
+        else "the seed, not measured in this run"
+    )
     return [
-        judged(ratio, target, f"{ratio:.2f} (>= {target:.2f})"),
-        judged(times_seed, SEED_TARGET, f"{times_seed:.1f} (>= {SEED_TARGET:.0f})"),
+        f"{os.cpu_count()} cores; {len(plan.traffic.parts):,} requests per repetition of "
+        f"{len(plan.traffic.expected):,} calls (manual's shape, 30% shuffled, 5% re-sent); "
+        f"{plan.connections} connections flat out for ~{plan.seconds:.0f} s, then "
+        f"{PACED_SENDERS} senders paced at half that rate for ~{plan.seconds / 2:.0f} s, then "
+        f"one lone sender for ~{plan.lone_seconds:.0f} s ({len(plan.lone_traffic.expected)} "
+        "calls a repetition).",
+        "CPU in % of one core over the flat-out run (200% = both cores), and per event in "
+        "CPU microseconds (target < 100 on SQLite); idle = the machine's idle share "
+        "meanwhile; DB CPU = the database server's processes.",
+        "x floor: events/s over the bare ASGI app's with as many processes (targets 0.5 "
+        "SQLite, 0.3 MariaDB and PostgreSQL); x 1 process: over the same receiver's with one "
+        f"(MariaDB and PostgreSQL must gain); x seed: over {seed_text} (target 3 on MariaDB).",
+        "Latencies per request, from its first byte written to its answer's last read; lone: "
+        "one request at a time (target p99 < 2 ms); failed: non-200 answers and requests "
+        "whose connection was lost (target 0).",
+        "The seed's CDRs: calls with exactly their CDR / calls sent; dup. = two rows or "
+        "more, wrong = one row that differs, none = no row (only the columns it sets).",
     ]
 
 
-def results_table(results: Sequence[Result], plan: Plan) -> Table:
+def results_table(rows: Sequence[list[str]], lines: Sequence[str]) -> Table:
     table = Table(*COLUMNS, title="cdrlog push benchmark", caption_justify="left")
-    for result in results:
-        table.add_row(*row_of(result))
-    table.caption = "\n".join(
-        [
-            f"{os.cpu_count()} cores; {len(plan.traffic.parts):,} requests per repetition of "
-            f"{len(plan.traffic.expected):,} calls (30% shuffled, 5% re-sent); "
-            f"{plan.connections} connections flat out for ~{plan.seconds:.0f} s, then "
-            f"{PACED_SENDERS} senders paced at half that rate for ~{plan.seconds / 2:.0f} s.",
-            "CPU in % of one core over the flat-out run (200% = both cores), and per event in "
-            "CPU microseconds; idle = the machine's idle share meanwhile; DB CPU = the "
-            "database server's processes.",
-            f"x floor: events/s over the bare ASGI app's with as many workers (targets 0.5 "
-            f"SQLite and MariaDB, 0.35 PostgreSQL); x seed: over {SEED_EVENTS_PER_SECOND:,} "
-            "events/s, the seed's PHP approach at its best (target 5).",
-            "Latencies per request, from its first byte written to its answer's last read.",
-        ]
-    )
+    for row in rows:
+        table.add_row(*row)
+    table.caption = "\n".join(lines)
     return table
+
+
+def markdown(rows: Sequence[list[str]], lines: Sequence[str], extra: Sequence[str]) -> str:
+    """The table for the README, its caption and `extra` lines below."""
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join([*out, "", *lines, *extra])
+
+
+def markdown_cell(shown: str) -> str:
+    """Plain text, a missed target in bold (as the README marks misses)."""
+    plain = Text.from_markup(shown).plain.replace("|", "\\|")
+    return f"**{plain}**" if "[red]" in shown and plain else plain
 
 
 def arguments() -> argparse.Namespace:
@@ -783,6 +646,18 @@ def arguments() -> argparse.Namespace:
         default="manual",
         help="traffic as asterCC's manual shows it, or the seed's CALLER/CALLEE only",
     )
+    parser.add_argument(
+        "--lone-seconds", type=float, default=5.0, help="one request at a time, per server"
+    )
+    parser.add_argument("--no-seed", action="store_true", help="do not measure the seed's PHP")
+    parser.add_argument(
+        "--replay-events",
+        type=int,
+        default=1_000_000,
+        help="about this many events for `cdrlog replay` (0 skips it)",
+    )
+    parser.add_argument("--no-replay", action="store_true", help="do not measure the replay")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument(
         "--profile", type=Path, default=None, help="directory for py-spy profiles (raw)"
     )
@@ -806,9 +681,59 @@ def usable_workers(wanted: Sequence[int], console: Console) -> list[int]:
     return list(wanted)
 
 
+@dataclass(slots=True)
+class Outcome:
+    """Everything one `make bench` measured."""
+
+    results: list[Result] = field(default_factory=list)
+    seed: Result | None = None
+    replay: bench_replay.ReplayResult | None = None
+
+
+def measure_all(options: argparse.Namespace, plan: Plan, workers: Sequence[int]) -> Outcome:
+    outcome = Outcome()
+    floors = {n: measure_floor(n, plan) for n in workers}
+    outcome.results += list(floors.values())
+    if not options.no_seed:
+        outcome.seed = measure_seed(plan)
+        outcome.results += [outcome.seed] if outcome.seed else []
+    for name, url in options.backends:
+        outcome.results += measure_each(name, url, workers, floors, plan)
+    if not options.no_replay and options.replay_events > 0:
+        plan.console.rule(f"cdrlog replay: ~{options.replay_events:,} events into SQLite")
+        outcome.replay = measure_replay(options.replay_events, options.seed, plan)
+    compare(outcome)
+    return outcome
+
+
+def measure_replay(events: int, seed: int, plan: Plan) -> bench_replay.ReplayResult | None:
+    try:
+        replay = bench_replay.measure(events, seed, plan.logs / "replay.db")
+    except Exception:  # report it: the push figures above still stand
+        plan.could_not("cdrlog replay")
+        return None
+    plan.console.print(replay.summary, markup=False, highlight=False)
+    return replay
+
+
+def compare(outcome: Outcome) -> None:
+    """Each result gets the figures it is judged against: the seed's, its own 1-process."""
+    singles = {(r.receiver, r.kind): r.flat.per_second for r in outcome.results if r.workers == 1}
+    for result in outcome.results:
+        result.seed = outcome.seed.flat.per_second if outcome.seed else None
+        result.single = singles.get((result.receiver, result.kind))
+
+
+def replay_line(replay: bench_replay.ReplayResult | None) -> str:
+    if replay is None:
+        return ""
+    ok = replay.per_second >= bench_replay.TARGET
+    return f"[{'green' if ok and replay.ok else 'red'}]{replay.shown()}[/]"
+
+
 def main() -> int:
     options = arguments()
-    console = Console(width=max(Console().width, 200))
+    console = Console(width=max(Console().width, 270))
     console.print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at start")
     workers = usable_workers(options.workers, console)
     if options.profile is not None:
@@ -816,18 +741,41 @@ def main() -> int:
             raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
         options.profile.mkdir(parents=True, exist_ok=True)
     traffic = build_traffic(options.calls, options.seed, options.style)
+    lone_traffic = build_traffic(LONE_CALLS, options.seed + 1, options.style)
     with tempfile.TemporaryDirectory(prefix="cdrlog-bench-") as logs:
         plan = Plan(
-            options.seconds, options.connections, traffic, Path(logs), console, options.profile
+            options.seconds,
+            options.connections,
+            traffic,
+            lone_traffic,
+            options.lone_seconds,
+            Path(logs),
+            console,
+            options.profile,
         )
-        floors = {n: measure_floor(n, plan) for n in workers}
-        results = list(floors.values())
-        for name, url in options.backends:
-            results += measure_each(name, url, workers, floors, plan)
-    console.print(results_table(results, plan))
+        outcome = measure_all(options, plan, workers)
+        report_failures(console, outcome.results)
+    rows = [row_of(result) for result in outcome.results]
+    lines = caption(plan, outcome.seed)
+    console.print(results_table(rows, lines))
+    replay = replay_line(outcome.replay)
+    if replay:
+        console.print(replay)
+    if options.markdown:
+        extra = ["", f"* {markdown_cell(replay)}"] if replay else []
+        console.print(markdown(rows, lines, extra), markup=False, highlight=False, soft_wrap=True)
+    if plan.broken:
+        console.print(f"[red]not measured (see above): {', '.join(plan.broken)}")
     console.print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} at the end")
-    failed = [r for r in results if r.flat.failed or (r.exact is not None and not r.exact.ok)]
-    return 1 if failed else 0
+    return 1 if plan.broken or failed(outcome) else 0
+
+
+def failed(outcome: Outcome) -> bool:
+    """A failed request, a cdrlog CDR not exact, or a replay that did not store it all."""
+    for result in outcome.results:
+        if result.failed or (result.kind == "cdrlog" and result.exact and not result.exact.ok):
+            return True
+    return outcome.replay is not None and not outcome.replay.ok
 
 
 def measure_each(
@@ -843,7 +791,7 @@ def measure_each(
         try:
             result = measure_backend(name, url, n, plan)
         except Exception:  # report it, keep what was measured, go on with the others
-            plan.console.print_exception()
+            plan.could_not(f"{name} with {n} process(es)")
             continue
         result.floor = floors[n].flat.per_second
         results.append(result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -539,3 +541,30 @@ def test_parse_event_never_raises(
         assert result.event not in AGENT_EVENTS
     elif result.event in AGENT_EVENTS:
         assert result.agentno is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.dictionaries(st.text(), st.text(), max_size=12), team=st.text())
+def test_fingerprint_is_the_hash_stored_fingerprints_were_made_with(
+    fields: dict[str, str], team: str
+) -> None:
+    """An exact re-send is known by comparing with fingerprints already stored: the text
+    hashed must stay `json.dumps([team, sorted(fields.items())])`, byte for byte."""
+    canonical = json.dumps([team, sorted(fields.items())], ensure_ascii=True)
+    made = hashlib.blake2b(canonical.encode("ascii"), digest_size=20).hexdigest()
+    assert fingerprint(team, fields) == made
+
+
+def test_errors_are_named_in_contract_order_then_extra_fields_then_the_body() -> None:
+    fields = ringing(sessionid="x" * 200, activenum="1\x00", note="\x00", later="y" * 9000)
+    fields |= {"z" * 70: "v"} | {f"pad{n}": "p" * 8000 for n in range(8)}
+    result = parse(fields)
+    assert isinstance(result, Rejection)
+    assert [error.field for error in result.errors] == [
+        "sessionid",
+        "activenum",
+        "note",
+        "later",
+        "z" * 64 + "...",
+        "body",
+    ]

@@ -10,17 +10,21 @@ without one (`cdrlog.core.pushauth`). A token comes as `Authorization: Bearer ..
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import ceil
 
 from fastapi import HTTPException, Request
+from starlette.datastructures import QueryParams
+from starlette.requests import cookie_parser
+from starlette.types import Scope as AsgiScope
 
 from cdrlog.core.scope import Scope
 from cdrlog.core.tokens import Grant, TokenScope, csrf_value
-from cdrlog.service.tokenstore import TokenStore
-from cdrlog.web.deps import app_of, services
+from cdrlog.web.deps import ServiceApp, app_of
 
 SESSION_COOKIE = "cdrlog_session"
 CSRF_COOKIE = "cdrlog_csrf"
@@ -40,16 +44,59 @@ def presented(request: Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-def _store(request: Request) -> TokenStore:
-    return services(request).tokens
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What deciding on a request reads of it, taken once: from a `Request`
+    (`caller_of`), or straight from the ASGI scope on the Push event URLs, which are
+    served without one."""
+
+    method: str
+    client: str  # the peer's address as the server saw it; "" when unknown
+    token: str | None
+    from_cookie: bool
+    headers: Mapping[str, str]  # by lower-case name
+
+
+def caller_of(request: Request) -> Caller:
+    client = request.client.host if request.client else ""
+    return Caller(request.method, client, *presented(request), request.headers)
+
+
+def caller_of_scope(scope: AsgiScope) -> Caller:
+    """`caller_of` without a `Request`: the same token, found in the same order."""
+    pairs = list(scope["headers"])
+    # A repeated header counts by its first value, as a `Request`'s headers give it.
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in pairs[::-1]}
+    client = scope.get("client")
+    address = client[0] if client else ""
+    method: str = scope["method"]
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return Caller(method, address, authorization[7:].strip(), False, headers)
+    query_string = scope.get("query_string")
+    if query_string:
+        query = QueryParams(query_string).get("token")
+        if query:
+            return Caller(method, address, query, False, headers)
+    cookies: dict[str, str] = {}
+    for name, value in pairs:
+        if name == b"cookie":
+            cookies.update(cookie_parser(value.decode("latin-1")))
+    cookie = cookies.get(SESSION_COOKIE)
+    return Caller(method, address, cookie or None, bool(cookie), headers)
 
 
 def required_grant(request: Request) -> Grant | None:
     """The request's grant; None when the service is open. 401 without a valid token."""
-    store = _store(request)
+    return grant_of(app_of(request), caller_of(request))
+
+
+def grant_of(app: ServiceApp, caller: Caller) -> Grant | None:
+    """`required_grant`, for a caller read from its request already."""
+    store = app.services.tokens
     if not store.any_active():
-        if _may_be_open(request):
-            _refuse_browsers_elsewhere(request)
+        if _may_be_open(app, caller.client):
+            _refuse_browsers_elsewhere(app, caller)
             return None
         raise HTTPException(
             401,
@@ -57,15 +104,16 @@ def required_grant(request: Request) -> Grant | None:
             "`cdrlog token create`",
             {"WWW-Authenticate": "Bearer"},
         )
-    token, from_cookie = presented(request)
+    token = caller.token
     if not token:
         raise HTTPException(401, "a token is required", {"WWW-Authenticate": "Bearer"})
     found = store.grant(token)
     if found is None:
         raise HTTPException(401, "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
-    if from_cookie and request.method in UNSAFE_METHODS:
-        _check_csrf(request)
-    wait = app_of(request).token_buckets.take(str(found.token_id))
+    if caller.from_cookie and caller.method in UNSAFE_METHODS:
+        # The token came from the session cookie, so it is that cookie's value.
+        _check_csrf_of(token, caller.headers.get(CSRF_HEADER, ""))
+    wait = app.token_buckets.take(str(found.token_id))
     if wait:
         raise HTTPException(
             429, "too many requests with this token", {"Retry-After": str(ceil(wait))}
@@ -105,13 +153,13 @@ class Pusher:
     tokenless: bool = False
 
 
-def pushable_team(request: Request, team: str | None) -> Pusher:
+def pushable_team(app: ServiceApp, caller: Caller, team: str | None) -> Pusher:
     """The team a push may write: the URL's, checked against the token; for the shared
     URL, a push token's own team (so each event's orgidentity must be it). Without a
     token, the team's push-auth mode decides (for the shared URL, each event's team's,
     once the body is read)."""
-    modes = _store(request).push_modes()
-    if modes.any_token and not presented(request)[0]:
+    modes = app.services.tokens.push_modes()
+    if modes.any_token and not caller.token:
         takes = modes.of(team).takes_tokenless if team else modes.admits_some_tokenless()
         if not takes:
             raise HTTPException(
@@ -120,9 +168,9 @@ def pushable_team(request: Request, team: str | None) -> Pusher:
                 {"WWW-Authenticate": "Bearer"},
             )
         # Open to any sender on the network, so not to a page of another site.
-        _refuse_other_sites(request, _host_name(request.headers.get("host", "")))
+        _refuse_other_sites(caller, _host_name(caller.headers.get("host", "")))
         return Pusher(team, tokenless=True)
-    found = required_grant(request)
+    found = grant_of(app, caller)
     if found is None or found.scope is TokenScope.ADMIN:
         return Pusher(team)
     if found.scope is not TokenScope.PUSH:
@@ -134,17 +182,16 @@ def pushable_team(request: Request, team: str | None) -> Pusher:
     return Pusher(team)
 
 
-def _may_be_open(request: Request) -> bool:
+def _may_be_open(app: ServiceApp, client: str) -> bool:
     """Without tokens, only loopback is served (unless the operator allowed more): the
     bind address, and the client as a reverse proxy reports it."""
-    settings = services(request).settings
+    settings = app.services.settings
     if settings.allow_open:
         return True
-    client = request.client.host if request.client else ""
     return is_loopback(settings.host) and (is_loopback(client) or not _is_address(client))
 
 
-def _refuse_browsers_elsewhere(request: Request) -> None:
+def _refuse_browsers_elsewhere(app: ServiceApp, caller: Caller) -> None:
     """Without tokens, only requests a page on another site cannot make are served.
 
     DNS rebinding points a name the attacker owns at this address, so its requests
@@ -152,25 +199,24 @@ def _refuse_browsers_elsewhere(request: Request) -> None:
     A page on another origin can still send a form POST (no preflight): a browser
     marks it with `Origin` or `Sec-Fetch-Site`, which asterCC's own POSTs never carry.
     """
-    settings = services(request).settings
-    client = request.client.host if request.client else ""
-    if not _is_address(client):
+    if not _is_address(caller.client):
         return  # called in-process (tests, ASGI embedding): no browser involved
-    host = _host_name(request.headers.get("host", ""))
+    host = _host_name(caller.headers.get("host", ""))
     # Browsers always name the host; a client that names none is no page's.
-    if host and not (host == "localhost" or _is_address(host) or host in settings.allowed_hosts):
+    allowed = app.services.settings.allowed_hosts
+    if host and not (host == "localhost" or _is_address(host) or host in allowed):
         raise HTTPException(
             403, "this Host is not served without tokens: add it to CDRLOG_ALLOWED_HOSTS"
         )
-    _refuse_other_sites(request, host)
+    _refuse_other_sites(caller, host)
 
 
-def _refuse_other_sites(request: Request, host: str) -> None:
+def _refuse_other_sites(caller: Caller, host: str) -> None:
     """A request a page of another site made, which asterCC's own POSTs never are."""
-    if request.method not in UNSAFE_METHODS:
+    if caller.method not in UNSAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    fetched_from = request.headers.get("sec-fetch-site", "")
+    origin = caller.headers.get("origin")
+    fetched_from = caller.headers.get("sec-fetch-site", "")
     if fetched_from in ("cross-site", "same-site") or (
         origin is not None and _host_name(origin.partition("://")[2]) != host
     ):
@@ -185,6 +231,9 @@ def _host_name(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
+# Both are asked of every push with the same few addresses: parsing one costs more than
+# the rest of the check. Bounded, as the addresses are the clients'.
+@functools.lru_cache(maxsize=4096)
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -194,6 +243,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_address(host: str) -> bool:
     """In-process callers (tests, ASGI embedding) have a name, not an address."""
     try:
@@ -212,7 +262,9 @@ def check_csrf(request: Request) -> None:
 def _check_csrf(request: Request) -> None:
     """The header must carry the value derived from this session's own token: one
     learnt from another session is worth nothing here."""
-    session = request.cookies.get(SESSION_COOKIE, "")
-    given = request.headers.get(CSRF_HEADER, "")
+    _check_csrf_of(request.cookies.get(SESSION_COOKIE, ""), request.headers.get(CSRF_HEADER, ""))
+
+
+def _check_csrf_of(session: str, given: str) -> None:
     if not session or not secrets.compare_digest(csrf_value(session), given):
         raise HTTPException(403, "missing or wrong X-CSRF-Token header")

@@ -4,9 +4,9 @@ cap on the connections one client address holds open at once.
 uvicorn closes a keep-alive connection left idle after a response, and nothing else: a
 client that opens connections and sends its requests slowly, or never, holds a file
 descriptor for each until it gives up, and once the process runs out of them nobody
-else is served. So each connection here gets one deadline at a time, a plain loop
-timer (no task; pushes pay one timer per request, as uvicorn's keep-alive already
-costs):
+else is served. So each connection here gets one deadline at a time, kept by a plain
+loop timer (no task) that is not set again for every request: it stays set, and when it
+goes off early it is set again for the deadline then in force:
 
 * waiting for a head (from when the connection opens, or goes idle after an answer):
   a complete head within `header_timeout`, or the connection is closed (after a 408 if
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -122,7 +123,9 @@ class _Limits(asyncio.Protocol):
     limits: ConnectionLimits
     slots: AddressSlots
     _phase = _Phase.GONE
+    _due = math.inf  # when the deadline of the phase passes
     _timer: asyncio.TimerHandle | None = None
+    _timer_at = math.inf  # when the timer goes off
     _heard = False  # whether bytes came since the wait for a head began
     _address: str | None = None  # set while a slot is held
 
@@ -194,19 +197,44 @@ class _Limits(asyncio.Protocol):
             self._enter(wanted)
 
     def _enter(self, phase: _Phase) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._phase = phase
         if phase is _Phase.HEAD:
             self._heard = False
-            self._timer = self.loop.call_later(self.limits.header_timeout, self._head_overdue)
+            self._due = self.loop.time() + self.limits.header_timeout
         elif phase is _Phase.BODY:
-            wait = self.limits.body_timeout + BODY_GRACE_SECONDS
-            self._timer = self.loop.call_later(wait, self._body_overdue)
+            self._due = self.loop.time() + self.limits.body_timeout + BODY_GRACE_SECONDS
+        else:
+            self._due = math.inf
+            if phase is _Phase.GONE:
+                self._stop_timer()
+            return
+        # A timer going off before the deadline only sets itself again.
+        if self._timer_at > self._due:
+            self._stop_timer()
+            self._timer = self.loop.call_at(self._due, self._wake)
+            self._timer_at = self._due
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+
+    def _wake(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        if self._due == math.inf:
+            return  # answering, or gone: no deadline now
+        # The loop's clock may read a millisecond short of the timer's own.
+        if self.loop.time() + 0.001 < self._due:
+            self._timer = self.loop.call_at(self._due, self._wake)
+            self._timer_at = self._due
+        elif self._phase is _Phase.HEAD:
+            self._head_overdue()
+        else:
+            self._body_overdue()
 
     def _head_overdue(self) -> None:
-        self._timer = None
+        self._due = math.inf
         if self.transport.is_closing():
             return
         if self._heard:
@@ -214,7 +242,7 @@ class _Limits(asyncio.Protocol):
         self.transport.close()
 
     def _body_overdue(self) -> None:
-        self._timer = None
+        self._due = math.inf
         if self.transport.is_closing():
             return
         cycle = self._current()

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 from fastapi.responses import JSONResponse
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
@@ -27,6 +26,12 @@ DEFAULT_CSP = (
 # A token's prefix and the start of its random part: enough to know one when seen.
 MAX_KEYS = 100_000
 PRIVATE_PREFIXES = ("/api/", "/astercc/", "/metrics")
+
+RawHeaders = list[tuple[bytes, bytes]]
+_SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+_CSP = (b"content-security-policy", DEFAULT_CSP.encode())
+_CLOSE = (b"connection", b"close")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class Buckets:
@@ -49,15 +54,21 @@ class Buckets:
     def take(self, key: str) -> float:
         """0 if allowed; else the seconds to wait before the next request would be."""
         now = self.clock()
+        levels = self._levels
         with self._lock:
-            if len(self._levels) >= MAX_KEYS and key not in self._levels:
-                self._levels.clear()  # many one-off addresses must not grow memory
-            level, then = self._levels.get(key, (self.burst, now))
-            level = min(self.burst, level + (now - then) * self.rate)
+            held = levels.get(key)
+            if held is None:
+                if len(levels) >= MAX_KEYS:
+                    levels.clear()  # many one-off addresses must not grow memory
+                level = self.burst
+            else:
+                level = held[0] + (now - held[1]) * self.rate
+                if level > self.burst:
+                    level = self.burst
             if level >= 1:
-                self._levels[key] = (level - 1, now)
+                levels[key] = (level - 1, now)
                 return 0.0
-            self._levels[key] = (level, now)
+            levels[key] = (level, now)
             return (1 - level) / self.rate
 
 
@@ -65,8 +76,47 @@ def too_many(wait: float, what: str) -> JSONResponse:
     return JSONResponse(
         {"status": "rejected", "error": f"too many requests from this {what}; slow down"},
         status_code=429,
-        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        headers={"Retry-After": retry_after(wait)},
     )
+
+
+def retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))
+
+
+def secured(headers: RawHeaders, status: int, private: bool) -> RawHeaders:
+    """An answer's raw headers with what the guard adds to every answer; `private`:
+    calls and tokens, which must not linger in a browser's or a proxy's cache."""
+    names = set()
+    html = False
+    for name, value in headers:
+        if name == b"content-type" and name not in names:
+            html = value.startswith(b"text/html")
+        names.add(name)
+    for header in _SECURITY:
+        if header[0] not in names:
+            headers.append(header)
+    if html and _CSP[0] not in names:
+        headers.append(_CSP)
+    if status == 413:
+        # The rest of a body too large is not worth reading: hang up.
+        headers = _closing(headers)
+    if private and _NO_STORE[0] not in names:
+        headers.append(_NO_STORE)
+    return headers
+
+
+def _closing(headers: RawHeaders) -> RawHeaders:
+    """`Connection: close` where the answer had its first `Connection`, or last."""
+    closing: RawHeaders = []
+    for header in headers:
+        if header[0] != b"connection":
+            closing.append(header)
+        elif _CLOSE not in closing:
+            closing.append(_CLOSE)
+    if _CLOSE not in closing:
+        closing.append(_CLOSE)
+    return closing
 
 
 class Guard:
@@ -85,19 +135,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
-        async def secured(message: Message) -> None:
+        async def securing(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
-                if message["status"] == 413:
-                    # The rest of a body too large is not worth reading: hang up.
-                    headers["Connection"] = "close"
-                if scope["path"].startswith(PRIVATE_PREFIXES):
-                    # Calls and tokens must not linger in a browser's or a proxy's cache.
-                    headers.setdefault("Cache-Control", "no-store")
+                private = scope["path"].startswith(PRIVATE_PREFIXES)
+                headers = list(message.get("headers", ()))
+                message["headers"] = secured(headers, message["status"], private)
             await send(message)
 
         # Every path but the liveness probe (a constant answer that must stay up while
@@ -107,6 +149,6 @@ class Guard:
         if scope["path"] != "/healthz":
             wait = self.by_address.take(client[0] if client else "unknown")
         if wait:
-            await too_many(wait, "address")(scope, receive, secured)
+            await too_many(wait, "address")(scope, receive, securing)
             return
-        await self.app(scope, receive, secured)
+        await self.app(scope, receive, securing)
