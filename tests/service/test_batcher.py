@@ -97,7 +97,7 @@ def _sqlite_limit(engine: Engine) -> Iterator[None]:
     def limit(
         conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        journal = statement.startswith("INSERT INTO call_event")
+        journal = statement.startswith("INSERT") and " INTO call_event " in statement
         cursor.connection.setlimit(
             sqlite3.SQLITE_LIMIT_LENGTH, ROW_LIMIT if journal else _SQLITE_LENGTH
         )

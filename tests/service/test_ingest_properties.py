@@ -9,6 +9,11 @@ checks them, then sent in any order, some several times, in batches of any size 
 `ingest_many` each). Every CDR stored must then be the pure fold of its call's events,
 with the registry as the batches so far left it; each re-send is reported a duplicate
 and journaled once; and the sweep of stale calls closes exactly the open ones it should.
+
+The writers' memory of calls (`callcache`) is drawn too: warm (one writer that keeps
+what it wrote), cold (one that keeps nothing, reading every call back) or stale (two
+writers on one database taking batches in turn, as two processes do, each finding calls
+the other changed since it last saw them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from cdrlog.core.cdr import affects_cdr, fold_call
 from cdrlog.core.events import AGENT, CONSULT, CallEvent, Event
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import CALL_TYPES, Status
+from cdrlog.service.callcache import CallCache
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.intake import Intake
 from cdrlog.service.settings import Settings
@@ -239,7 +245,17 @@ def test_stored_cdrs_are_the_fold_whatever_the_order_resends_and_batches(
 ) -> None:
     empty_tables(engine)
     clock = [INGESTED_AT]
-    ingestor = Ingestor(engine, clock=lambda: clock[0], max_call_length=MAX_CALL_LENGTH)
+    memory = data.draw(st.sampled_from(["warm", "cold", "stale"]), label="memory")
+    writers = [
+        Ingestor(
+            engine,
+            clock=lambda: clock[0],
+            max_call_length=MAX_CALL_LENGTH,
+            cache=CallCache(0 if memory == "cold" else 64),
+        )
+        for _ in range(2 if memory == "stale" else 1)
+    ]
+    ingestor = writers[0]
     intake = Intake(Settings(database_url=backend.url, pbx_timezone=PBX_ZONE), ingestor)
     checked = [(push, intake.check(push.team, push.fields)) for push in pushes]
     # What the intake refuses (a ringing without its number) is never stored; what it
@@ -261,7 +277,8 @@ def test_stored_cdrs_are_the_fold_whatever_the_order_resends_and_batches(
             else (push, one)
             for (push, one), (_, again) in zip(sent, batch, strict=True)
         ]
-        outcomes = ingestor.ingest_many([one for _, one in resent])
+        writer = writers[data.draw(st.integers(0, len(writers) - 1), label="writer")]
+        outcomes = writer.ingest_many([one for _, one in resent])
 
         expected: list[Outcome] = []
         changed: set[CallKey] = set()
@@ -306,3 +323,4 @@ def test_stored_cdrs_are_the_fold_whatever_the_order_resends_and_batches(
     for record in wanted.values():
         event(f"a CDR {record.status}, {record.disposition}, {record.calltype}")
     event(f"{len(stale)} swept")
+    event(f"memory {memory}")

@@ -1,19 +1,21 @@
 """Storing accepted events and keeping each call's CDR equal to the fold of its journal.
 
 A batch of events (one, or many when a batch is pushed, replayed or group-committed) is
-one transaction: lock the calls it touches (`Journal.claim`, in key order, so concurrent
-batches cannot deadlock), journal its events (an exact re-send is found by its
-fingerprint and changes nothing), update the agent registry, then read every touched
-call's events back and write the fold. Whoever takes a call's lock last sees every
-event of that call committed before, so the stored CDR always equals the fold of the
-whole journal; calls never wait on each other. Metrics are counted once the
-transaction has committed (a deadlock runs it again). See docs/design.md.
+one transaction: lock the calls it touches (in key order, so concurrent batches cannot
+deadlock) and read their versions, journal its events (an exact re-send is found by its
+fingerprint and changes nothing), update the agent registry, then fold every touched
+call's events and write its CDR and a new version. A call's events and CDR come from
+this writer's memory when the version is the one it left (`callcache`), else they are
+read back. Whoever takes a call's lock last sees every event of that call committed
+before, so the stored CDR always equals the fold of the whole journal; calls never wait
+on each other. Metrics are counted once the transaction has committed (a deadlock runs
+it again). See docs/design.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -24,11 +26,13 @@ from cdrlog.core.cdr import CallReading, affects_cdr, cdr_of, read_call
 from cdrlog.core.events import CallEvent, Event
 from cdrlog.core.record import Cdr
 from cdrlog.service import metrics
+from cdrlog.service.callcache import DEFAULT_CAPACITY, CallCache, CallState, new_version
 from cdrlog.service.clock import Clock, utc_now
-from cdrlog.store import deadletters, registry
+from cdrlog.store import deadletters
 from cdrlog.store.database import in_transaction
 from cdrlog.store.deadletters import DeadLetter
-from cdrlog.store.journal import CallKey, CallLockMissing, Journal
+from cdrlog.store.hotpath import HotPath
+from cdrlog.store.journal import CallKey, CallLockMissing, Journal, journal_row
 from cdrlog.store.registry import AgentFact
 from cdrlog.store.tables import cdr_from_row, cdr_values
 
@@ -60,11 +64,14 @@ class Ingestor:
         engine: Engine,
         clock: Clock = utc_now,
         max_call_length: timedelta = DEFAULT_MAX_CALL_LENGTH,
+        cache: CallCache | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.max_call_length = max_call_length
         self.journal = Journal(engine)
+        self.hot = HotPath(engine.dialect.name)
+        self.cache = CallCache(DEFAULT_CAPACITY) if cache is None else cache
 
     def ingest(self, accepted: Accepted) -> Outcome:
         """Store one event durably; returns once it is committed."""
@@ -73,7 +80,8 @@ class Ingestor:
     def ingest_many(self, batch: Sequence[Accepted]) -> list[Outcome]:
         """Store a batch in one transaction; one outcome per event, in order."""
         calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
-        outcomes, refolded = self._locked(calls, lambda c: self._ingest(c, batch, calls))
+        (outcomes, states), refolded = self._locked(calls, lambda c: self._ingest(c, batch, calls))
+        self.cache.keep(states)
         _count(refolded)
         return outcomes
 
@@ -129,7 +137,13 @@ class Ingestor:
             else:
                 updates.append(cdr_values(record) | {"row_id": old.id, "updated_at": now})
         self.journal.write_cdrs(connection, inserts, updates)
+        self.hot.stamp(connection, calls, new_version())
         return Refolded(changes)
+
+    def stamp(self, connection: Connection, calls: Sequence[CallKey]) -> None:
+        """Mark these calls (locked) changed by other means than ingest (a rebuild's new
+        parse of their events): every writer then reads them back."""
+        self.hot.stamp(connection, calls, new_version())
 
     def learn_agents(self, connection: Connection, events: Sequence[Event], now: datetime) -> None:
         self.journal.learn_agents(connection, events, now)
@@ -152,17 +166,108 @@ class Ingestor:
 
     def _ingest(
         self, connection: Connection, batch: Sequence[Accepted], calls: list[CallKey]
-    ) -> tuple[list[Outcome], Refolded]:
+    ) -> tuple[tuple[list[Outcome], dict[CallKey, CallState]], Refolded]:
         now = self.clock()
-        if calls:
-            # Lock first: journal inserts and folds then run one transaction per call.
-            self.journal.claim(connection, calls, now)
-        outcomes = self.journal.append(connection, batch, now)
-        stored = [a.event for a, o in zip(batch, outcomes, strict=True) if o is Outcome.STORED]
-        self.journal.learn_agents(connection, stored, now)
-        changed = sorted({key for event in stored if (key := call_of(event)) is not None})
-        refolded = self.refold(connection, changed, now) if changed else Refolded([])
-        return outcomes, refolded
+        states = self._states(connection, calls, now) if calls else {}
+        outcomes, rows, fresh = self._sort_out(connection, batch, states)
+        if rows:
+            # Ignoring duplicates still: two batches may race on events that take no
+            # call's lock (logins, link/hold); the journal keeps one of each.
+            self.hot.append(connection, [journal_row(a, now) for a in rows])
+        self.journal.learn_agents(connection, [a.event for a in rows], now)
+        if not fresh:
+            return (outcomes, states), Refolded([])
+        changed = sorted(fresh)
+        version = new_version()
+        after: dict[CallKey, CallState] = {}
+        for key in changed:
+            state = states[key]
+            events = state.events + tuple(_call_event(a.event) for a in fresh[key])
+            fingerprints = state.fingerprints | {a.fingerprint for a in fresh[key]}
+            after[key] = CallState(version, events, fingerprints, state.cdr)
+        refolded, records = self._fold(connection, after, now)
+        for key, record in records.items():
+            after[key] = replace(after[key], cdr=record)
+        self.hot.stamp(connection, changed, version)
+        return (outcomes, states | after), refolded
+
+    def _states(
+        self, connection: Connection, calls: list[CallKey], now: datetime
+    ) -> dict[CallKey, CallState]:
+        """Lock these calls (sorted) and give the state each has now: from memory when
+        its version is the one this writer left, else read back."""
+        if self.journal.locks_inline:
+            self.hot.create_locks(connection, calls, now)
+        versions = self.hot.lock(connection, calls)
+        if len(versions) != len(calls):
+            raise CallLockMissing("a call's lock row is missing")
+        states: dict[CallKey, CallState] = {}
+        misses: list[CallKey] = []
+        for key in calls:
+            state = self.cache.get(key, versions[key])
+            if state is None:
+                misses.append(key)
+            else:
+                states[key] = state
+        if misses:
+            for key, (events, fingerprints, record) in self.journal.call_states(
+                connection, misses
+            ).items():
+                states[key] = CallState(versions[key], events, fingerprints, record)
+        return states
+
+    def _sort_out(
+        self, connection: Connection, batch: Sequence[Accepted], states: Mapping[CallKey, CallState]
+    ) -> tuple[list[Outcome], list[Accepted], dict[CallKey, list[Accepted]]]:
+        """Each event stored or a duplicate: a call's by the fingerprints of its state,
+        any other by the journal's. The events to journal, and per call its new ones."""
+        others = {(a.event.team, a.fingerprint) for a in batch if call_of(a.event) is None}
+        known = self.hot.known(connection, others) if others else set()
+        outcomes: list[Outcome] = []
+        rows: list[Accepted] = []
+        fresh: dict[CallKey, list[Accepted]] = {}
+        taken: set[tuple[str, str]] = set()
+        for accepted in batch:
+            key = (accepted.event.team, accepted.fingerprint)
+            call = call_of(accepted.event)
+            if key in taken or (
+                accepted.fingerprint in states[call].fingerprints
+                if call is not None
+                else key in known
+            ):
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            taken.add(key)
+            rows.append(accepted)
+            if call is not None:
+                fresh.setdefault(call, []).append(accepted)
+            outcomes.append(Outcome.STORED)
+        return outcomes, rows, fresh
+
+    def _fold(
+        self, connection: Connection, states: Mapping[CallKey, CallState], now: datetime
+    ) -> tuple[Refolded, dict[CallKey, Cdr]]:
+        """Write the CDRs these states fold to, where they changed; the new records."""
+        readings = {key: read_call(list(state.events)) for key, state in states.items()}
+        phones = self._phones(connection, readings)
+        stale_before = now - self.max_call_length
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        changes: list[tuple[CallKey, Cdr | None, Cdr]] = []
+        records: dict[CallKey, Cdr] = {}
+        for key, state in states.items():
+            record = cdr_of(readings[key], phones.get(key[0], {}), stale_before)
+            if record is None or record == state.cdr:
+                continue
+            records[key] = record
+            changes.append((key, state.cdr, record))
+            values = cdr_values(record)
+            if state.cdr is None:
+                inserts.append(values | {"created_at": now, "updated_at": now})
+            else:
+                updates.append(values | {"updated_at": now})
+        self.hot.write_cdrs(connection, inserts, updates)
+        return Refolded(changes), records
 
     def _locked(
         self, calls: Sequence[CallKey], work: Callable[[Connection], tuple[R, Refolded]]
@@ -170,8 +275,10 @@ class Ingestor:
         """Run `work` in one transaction that may lock `calls`; again when a purge took
         a call's lock row away between its creation and its locking."""
         for attempt in range(LOCK_ATTEMPTS):
-            if calls and not self.journal.locks_inline:
-                self.journal.create_locks(calls, self.clock())
+            # A call this writer holds has its lock row (a purge since is found below).
+            missing = calls if attempt else [key for key in calls if key not in self.cache]
+            if missing and not self.journal.locks_inline:
+                self.journal.create_locks(missing, self.clock())
             try:
                 return in_transaction(self.engine, work)
             except CallLockMissing:
@@ -183,13 +290,19 @@ class Ingestor:
         self, connection: Connection, readings: Mapping[CallKey, CallReading]
     ) -> dict[str, dict[str, str]]:
         """The registry's phones, per team, for the agents whose calls need them."""
-        needed: dict[str, set[str]] = {}
-        for (team, _), reading in readings.items():
-            if (agentno := reading.phone_wanted) is not None:
-                needed.setdefault(team, set()).add(agentno)
-        return {
-            team: registry.phones(connection, team, numbers) for team, numbers in needed.items()
+        wanted = {
+            (team, agentno)
+            for (team, _), reading in readings.items()
+            if (agentno := reading.phone_wanted) is not None
         }
+        return self.hot.phones(connection, wanted) if wanted else {}
+
+
+def _call_event(event: Event) -> CallEvent:
+    # Only a call's events are folded; its times are aware, so a fold from memory and
+    # one from the journal (times read back in UTC) compare the same instants.
+    assert isinstance(event, CallEvent)
+    return event
 
 
 def _count(refolded: Refolded) -> None:

@@ -149,6 +149,8 @@ def _rebuild_calls(
     calls: list[CallKey],
 ) -> Rebuilt:
     ingestor.journal.lock(connection, calls)
+    # Their events may be parsed anew below: no writer may fold onto what it held.
+    ingestor.stamp(connection, calls)
     found = Rebuilt()
     events: dict[CallKey, list[CallEvent]] = defaultdict(list)
     for row in ingestor.journal.call_rows(connection, calls):

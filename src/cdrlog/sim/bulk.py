@@ -42,6 +42,7 @@ from cdrlog.sim.bulk_plan import Batch, plan
 from cdrlog.sim.traffic import GeneratedCall, generate_calls, roster
 from cdrlog.store import database
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates
+from cdrlog.store.hotpath import READ_BACK
 from cdrlog.store.journal import journal_row, load_rows
 from cdrlog.store.tables import agent, cdr_values
 
@@ -159,7 +160,7 @@ def rows_of(work: Batch) -> Rows:
         updated = max(row["received_at"] for row in journal)
         rows.events.extend(journal)
         key = {"orgidentity": call.expected.team, "sessionid": call.expected.diallogid}
-        rows.sessions.append(key | {"created_at": created})
+        rows.sessions.append(key | {"created_at": created, "version": READ_BACK})
         rows.records.append(cdr_row(call, created, updated))
     return rows
 

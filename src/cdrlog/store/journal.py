@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
 
-from cdrlog.core.accepted import Accepted, Outcome
+from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import CallEvent, Event
+from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Status
 from cdrlog.store import registry
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates, read_only
@@ -30,6 +31,7 @@ from cdrlog.store.tables import (
     call_event_from_row,
     call_session,
     cdr,
+    cdr_from_row,
     pairs_in,
 )
 
@@ -111,9 +113,8 @@ class Journal:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert_event = insert_ignoring_duplicates(engine, call_event)
         self._insert_lock = insert_ignoring_duplicates(engine, call_session)
-        self._registry = registry.Recorder(engine.dialect.name)
+        self._registry = registry.Recorder(engine.dialect)
         # Where a call's lock row can be created in the transaction that then locks it:
         # SQLite has one writer at a time, and PostgreSQL, inserting and locking in key
         # order, waits only on lower keys. InnoDB's duplicate check takes a shared lock
@@ -156,35 +157,6 @@ class Journal:
             rows = [{"orgidentity": t, "sessionid": s, "created_at": now} for t, s in missing]
             in_transaction(self.engine, lambda c: c.execute(self._insert_lock, rows))
 
-    def append(
-        self, connection: Connection, batch: Sequence[Accepted], now: datetime
-    ) -> list[Outcome]:
-        """Journal the batch; an exact re-send (same team and fingerprint) is a duplicate."""
-        keys = sorted({(a.event.team, a.fingerprint) for a in batch})
-        known = {
-            (row.orgidentity, row.fingerprint)
-            for row in connection.execute(
-                select(call_event.c.orgidentity, call_event.c.fingerprint).where(
-                    pairs_in(call_event.c.orgidentity, call_event.c.fingerprint, keys)
-                )
-            )
-        }
-        outcomes: list[Outcome] = []
-        rows: list[dict[str, Any]] = []
-        for accepted in batch:
-            key = (accepted.event.team, accepted.fingerprint)
-            if key in known:
-                outcomes.append(Outcome.DUPLICATE)
-                continue
-            known.add(key)
-            rows.append(journal_row(accepted, now))
-            outcomes.append(Outcome.STORED)
-        if rows:
-            # Ignoring duplicates still: two batches may race on events that take no
-            # call's lock (logins, link/hold); the journal keeps one of each.
-            connection.execute(self._insert_event, rows)
-        return outcomes
-
     def learn_agents(self, connection: Connection, events: Iterable[Event], now: datetime) -> None:
         """Record in the agent registry what these events say of agents."""
         facts = [fact for event in events if (fact := registry.fact_of(event)) is not None]
@@ -208,6 +180,32 @@ class Journal:
         ):
             events[(row.orgidentity, row.sessionid)].append(call_event_from_row(row))
         return events
+
+    def call_states(
+        self, connection: Connection, calls: Sequence[CallKey]
+    ) -> dict[CallKey, tuple[tuple[CallEvent, ...], frozenset[str], Cdr | None]]:
+        """What ingest holds of each of these calls: its journaled events (as parsed
+        when they arrived), their fingerprints, and its CDR."""
+        events: dict[CallKey, list[CallEvent]] = defaultdict(list)
+        fingerprints: dict[CallKey, set[str]] = defaultdict(set)
+        for row in connection.execute(
+            select(call_event.c.fingerprint, *(call_event.c[n] for n in CALL_EVENT_FOLDED)).where(
+                pairs_in(call_event.c.orgidentity, call_event.c.sessionid, calls),
+                call_event.c.calltype.is_not(None),
+            )
+        ):
+            key = (row.orgidentity, row.sessionid)
+            events[key].append(call_event_from_row(row))
+            fingerprints[key].add(row.fingerprint)
+        records = self.cdr_rows(connection, calls)
+        return {
+            key: (
+                tuple(events.get(key, ())),
+                frozenset(fingerprints.get(key, ())),
+                None if (stored := records.get(key)) is None else cdr_from_row(stored),
+            )
+            for key in calls
+        }
 
     def cdr_rows(self, connection: Connection, calls: Sequence[CallKey]) -> dict[CallKey, Row[Any]]:
         """The CDR rows these calls have now."""

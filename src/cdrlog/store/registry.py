@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Dialect, and_, func, or_
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from cdrlog.core.events import AGENT, CONSULT, AgentEvent, Event
+from cdrlog.store.hotpath import Prepared
 from cdrlog.store.tables import agent
 
 
@@ -86,17 +87,35 @@ class Recorder:
     greater), so the newest fact wins whatever the order of arrival, with no read
     before the write."""
 
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self._statements = {kind: upsert_newer(dialect, kind) for kind in [*FACT_TIMES, ""]}
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect.name
+        self._statements = {
+            kind: Prepared(upsert_newer(dialect.name, kind), dialect) for kind in [*FACT_TIMES, ""]
+        }
 
     def record(
         self, connection: Connection, facts: Mapping[str, Sequence[AgentFact]], now: datetime
     ) -> None:
         """`facts` as `newest_facts` gives them."""
-        for kind in sorted(facts):
-            rows = [_row(fact, now) for fact in facts[kind]]
-            connection.execute(self._statements[kind], rows)
+        # The row of an agent with a phone or queue fact is made by that fact's statement,
+        # with what the existence statement would have given it (logged in, as of the
+        # newest fact), before its login fact (if any) is weighed against that.
+        newest = {(f.team, f.agentno): f.event_time for f in facts.get("", ())}
+        covered = {(f.team, f.agentno) for kind in _MAKERS for f in facts.get(kind, ())}
+        for kind in ("", *_MAKERS, "logged_in"):
+            held = facts.get(kind, ())
+            if not kind:
+                rows = [_row(f, now) for f in held if (f.team, f.agentno) not in covered]
+            elif kind in _MAKERS:
+                rows = [_row(f, now) | {"event_time": newest[(f.team, f.agentno)]} for f in held]
+            else:
+                rows = [_row(f, now) for f in held]
+            if rows:
+                self._statements[kind].run(connection, rows)
+
+
+# The kinds of fact whose statements leave an existing row's `logged_in` as it is.
+_MAKERS = ("agent_group", "phone")
 
 
 def _row(fact: AgentFact, now: datetime) -> dict[str, Any]:
@@ -152,15 +171,3 @@ def _newer(kind: str, new: Any) -> ColumnElement[bool]:
         new[stamp] > held,
         and_(new[stamp] == held, new[kind] > agent.c[kind]),
     )
-
-
-def phones(connection: Connection, team: str, numbers: Iterable[str]) -> dict[str, str]:
-    wanted = sorted(set(numbers))
-    if not wanted:
-        return {}
-    rows = connection.execute(
-        select(agent.c.agentno, agent.c.phone).where(
-            agent.c.orgidentity == team, agent.c.agentno.in_(wanted), agent.c.phone.is_not(None)
-        )
-    )
-    return {row.agentno: row.phone for row in rows}

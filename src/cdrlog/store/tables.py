@@ -33,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     or_,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
@@ -150,6 +151,9 @@ call_session = Table(
     Column("orgidentity", String(64), nullable=False),
     Column("sessionid", String(128), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # A random stamp written by each transaction that changes the call's journal or CDR
+    # (0: none since this row was made); see `cdrlog.service.callcache`.
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("orgidentity", "sessionid", name="uq_call_session"),
     **TABLE_OPTIONS,
 )
