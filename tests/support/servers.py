@@ -83,12 +83,23 @@ def _limit_open_files(most: int) -> Callable[[], None]:
 
 @contextmanager
 def running_servers(
-    database_url: str, logs: Path, count: int, extra: Sequence[str] = ()
+    database_url: str,
+    logs: Path,
+    count: int,
+    extra: Sequence[str] = (),
+    each: Sequence[Sequence[str]] = (),
 ) -> Iterator[list[str]]:
-    """`count` servers on one database, each started with `extra`; yields their URLs."""
+    """`count` servers on one database, each started with `extra` (and server n with
+    `each[n]` too, where given); yields their URLs."""
     with ExitStack() as stack:
         yield [
-            stack.enter_context(running_server(database_url, logs / f"server-{n}.log", extra))
+            stack.enter_context(
+                running_server(
+                    database_url,
+                    logs / f"server-{n}.log",
+                    [*extra, *(each[n] if n < len(each) else ())],
+                )
+            )
             for n in range(count)
         ]
 

@@ -10,6 +10,11 @@ and asserts the split from those answers; every CDR must equal the one its call'
 script demands, once. The transactions the servers ran again (deadlocks, lock timeouts)
 are read from their /metrics and printed: contention may cause them, the test does
 not demand them.
+
+The first server keeps no call in memory (`--call-cache 0`: every call read back); the
+others keep theirs, and since every call's events are dealt across servers, what they
+hold is stale whenever another server stored an event of the call since: they must
+notice (their read-backs counted in /metrics) and still fold every call exactly.
 """
 
 from __future__ import annotations
@@ -146,6 +151,16 @@ def _overlapping(answers: Sequence[Answered]) -> bool:
     )
 
 
+def _call_states(text: str) -> dict[str, float]:
+    """A server's `cdrlog_call_states_total` by source."""
+    return {
+        sample.labels["source"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cdrlog_call_states_total"
+    }
+
+
 def _retries(text: str) -> dict[str, float]:
     """Retried transactions by kind, from a /metrics text."""
     return {
@@ -168,11 +183,14 @@ def test_three_processes_with_four_writers_split_every_call_and_agree(
     posts = _dealt(calls, rng)
 
     extra = ["--writers", str(WRITERS)]
-    with running_servers(backend.url, tmp_path, count=SERVERS, extra=extra) as bases:
+    cold = [["--call-cache", "0"]]
+    with running_servers(backend.url, tmp_path, SERVERS, extra, cold) as bases:
         began = time.monotonic()
         answers = _send(posts, bases)
         elapsed = time.monotonic() - began
-        retries = [_retries(httpx.get(f"{base}/metrics", timeout=10).text) for base in bases]
+        scraped = [httpx.get(f"{base}/metrics", timeout=10).text for base in bases]
+        retries = [_retries(text) for text in scraped]
+        states = [_call_states(text) for text in scraped]
 
     failed = [a for a in answers if a.status != 200]
     own: dict[int, list[Answered]] = defaultdict(list)
@@ -188,7 +206,8 @@ def test_three_processes_with_four_writers_split_every_call_and_agree(
         f"servers x {WRITERS} writers in {elapsed:.1f} s ({len(answers) / elapsed:.0f}/s); "
         f"failed {len(failed)}; calls split {len(split)}/{len(several)}, "
         f"in flight at two servers at once {len(overlapped)}/{len(several)}; "
-        f"transaction retries {total_retries:g} (per server, by kind: {retries})"
+        f"transaction retries {total_retries:g} (per server, by kind: {retries}); "
+        f"call states per server, by source: {states}"
     )
 
     assert len(answers) == len(posts)
@@ -202,6 +221,10 @@ def test_three_processes_with_four_writers_split_every_call_and_agree(
     for kinds in retries:
         assert set(kinds) == set(RETRY_KINDS), f"{RETRIES} is not exposed by kind: {kinds}"
         assert all(count >= 0 for count in kinds.values())
+    assert states[0]["memory"] == 0
+    assert states[0]["read_back"] > 0
+    for warm in states[1:]:
+        assert warm["read_back"] > 0  # calls another server had changed since
 
     with engine.connect() as connection:
         journaled = connection.execute(select(func.count()).select_from(call_event)).scalar_one()

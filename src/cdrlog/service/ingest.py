@@ -14,6 +14,7 @@ it again). See docs/design.md.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from cdrlog.service.clock import Clock, utc_now
 from cdrlog.store import deadletters
 from cdrlog.store.database import in_transaction
 from cdrlog.store.deadletters import DeadLetter
-from cdrlog.store.hotpath import HotPath
+from cdrlog.store.hotpath import NEW, HotPath
 from cdrlog.store.journal import CallKey, CallLockMissing, Journal, journal_row
 from cdrlog.store.registry import AgentFact
 from cdrlog.store.tables import cdr_from_row, cdr_values
@@ -40,6 +41,9 @@ from cdrlog.store.tables import cdr_from_row, cdr_values
 DEFAULT_MAX_CALL_LENGTH = timedelta(hours=4)
 LOCK_ATTEMPTS = 3
 R = TypeVar("R")
+# What one ingest transaction did: an outcome per event, the calls' states after it, and
+# where each call's state came from (`metrics.CALL_STATES`).
+Ingested = tuple[list[Outcome], dict[CallKey, CallState], Counter[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +84,15 @@ class Ingestor:
     def ingest_many(self, batch: Sequence[Accepted]) -> list[Outcome]:
         """Store a batch in one transaction; one outcome per event, in order."""
         calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
-        (outcomes, states), refolded = self._locked(calls, lambda c: self._ingest(c, batch, calls))
+
+        def work(connection: Connection) -> tuple[Ingested, Refolded]:
+            return self._ingest(connection, batch, calls)
+
+        (outcomes, states, sources), refolded = self._locked(calls, work)
         self.cache.keep(states)
         _count(refolded)
+        for source, count in sources.items():
+            metrics.CALL_STATES.labels(source).inc(count)
         return outcomes
 
     def refold_calls(self, calls: Sequence[CallKey]) -> None:
@@ -166,9 +176,10 @@ class Ingestor:
 
     def _ingest(
         self, connection: Connection, batch: Sequence[Accepted], calls: list[CallKey]
-    ) -> tuple[tuple[list[Outcome], dict[CallKey, CallState]], Refolded]:
+    ) -> tuple[Ingested, Refolded]:
         now = self.clock()
-        states = self._states(connection, calls, now) if calls else {}
+        sources: Counter[str] = Counter()
+        states = self._states(connection, calls, now, sources) if calls else {}
         outcomes, rows, fresh = self._sort_out(connection, batch, states)
         if rows:
             # Ignoring duplicates still: two batches may race on events that take no
@@ -176,7 +187,7 @@ class Ingestor:
             self.hot.append(connection, [journal_row(a, now) for a in rows])
         self.journal.learn_agents(connection, [a.event for a in rows], now)
         if not fresh:
-            return (outcomes, states), Refolded([])
+            return (outcomes, states, sources), Refolded([])
         changed = sorted(fresh)
         version = new_version()
         after: dict[CallKey, CallState] = {}
@@ -189,13 +200,13 @@ class Ingestor:
         for key, record in records.items():
             after[key] = replace(after[key], cdr=record)
         self.hot.stamp(connection, changed, version)
-        return (outcomes, states | after), refolded
+        return (outcomes, states | after, sources), refolded
 
     def _states(
-        self, connection: Connection, calls: list[CallKey], now: datetime
+        self, connection: Connection, calls: list[CallKey], now: datetime, sources: Counter[str]
     ) -> dict[CallKey, CallState]:
         """Lock these calls (sorted) and give the state each has now: from memory when
-        its version is the one this writer left, else read back."""
+        its version is the one this writer left, else read back; `sources` counts which."""
         if self.journal.locks_inline:
             self.hot.create_locks(connection, calls, now)
         versions = self.hot.lock(connection, calls)
@@ -209,6 +220,8 @@ class Ingestor:
                 misses.append(key)
             else:
                 states[key] = state
+                sources["new" if versions[key] == NEW else "memory"] += 1
+        sources["read_back"] += len(misses)
         if misses:
             for key, (events, fingerprints, record) in self.journal.call_states(
                 connection, misses

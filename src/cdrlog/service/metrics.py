@@ -43,6 +43,16 @@ BATCH_SIZE = Histogram(
     "Events per group commit",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+CALL_STATES = Counter(
+    "cdrlog_call_states",
+    "Calls a write transaction locked, by where their state came from: memory (the "
+    "writer's own last commit), new (a call seen first), read_back (another process, a "
+    "rebuild or a restart changed it since, or it was forgotten)",
+    ["source"],
+)
+CALL_STATE_SOURCES = ("memory", "new", "read_back")
+for _source in CALL_STATE_SOURCES:
+    CALL_STATES.labels(_source)
 DATABASE_ERRORS = Counter("cdrlog_database_errors", "Failed database transactions")
 RETRIES = Counter(
     "cdrlog_transaction_retries",

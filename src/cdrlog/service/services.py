@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from cdrlog.service.batcher import Batcher
+from cdrlog.service.callcache import CallCache
 from cdrlog.service.clock import Clock, utc_now
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.intake import Intake
@@ -68,7 +69,12 @@ def build_services(
 ) -> Services:
     """The services for `settings`; the engine is made from them unless one is given."""
     engine = engine if engine is not None else make_engine(settings.database_url)
-    ingestor = Ingestor(engine, clock, timedelta(minutes=settings.max_call_minutes))
+    ingestor = Ingestor(
+        engine,
+        clock,
+        timedelta(minutes=settings.max_call_minutes),
+        cache=CallCache(settings.call_cache),
+    )
     return Services(
         settings=settings,
         engine=engine,

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         description="Threads committing events, per process (server databases; SQLite has one).",
     )
     max_batch: int = Field(256, ge=1, le=10000, description="Most events one commit stores.")
+    call_cache: int = Field(
+        16_384,
+        ge=0,
+        le=10_000_000,
+        description="Calls whose events and CDR each process keeps in memory to fold new "
+        "events onto (0: read every call back from the database).",
+    )
     retain_days: int | None = Field(
         None,
         ge=1,
