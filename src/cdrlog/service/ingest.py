@@ -264,8 +264,7 @@ class Ingestor:
         readings = {key: read_call(list(state.events)) for key, state in states.items()}
         phones = self._phones(connection, readings)
         stale_before = now - self.max_call_length
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
+        rows: list[dict[str, object]] = []
         changes: list[tuple[CallKey, Cdr | None, Cdr]] = []
         records: dict[CallKey, Cdr] = {}
         for key, state in states.items():
@@ -274,12 +273,8 @@ class Ingestor:
                 continue
             records[key] = record
             changes.append((key, state.cdr, record))
-            values = cdr_values(record)
-            if state.cdr is None:
-                inserts.append(values | {"created_at": now, "updated_at": now})
-            else:
-                updates.append(values | {"updated_at": now})
-        self.hot.write_cdrs(connection, inserts, updates)
+            rows.append(cdr_values(record) | {"created_at": now, "updated_at": now})
+        self.hot.write_cdrs(connection, rows)
         return Refolded(changes), records
 
     def _locked(

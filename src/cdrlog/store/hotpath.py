@@ -71,11 +71,7 @@ class HotPath:
         self._insert_lock = self._insert_ignoring(
             "call_session", ("orgidentity", "sessionid", "created_at")
         )
-        self._stamp = (
-            f"UPDATE call_session SET version = {self.mark}"
-            f" WHERE orgidentity = {self.mark} AND sessionid = {self.mark}"
-        )
-        self._cdr_statements: dict[tuple[str, ...], tuple[str, str]] = {}
+        self._cdr_statements: dict[tuple[str, ...], str] = {}
 
     def _insert_ignoring(self, table: str, columns: Sequence[str]) -> str:
         names = ", ".join(columns)
@@ -117,8 +113,12 @@ class HotPath:
         return {(row[0], row[1]): int(row[2]) for row in _all(connection, sql, params)}
 
     def stamp(self, connection: Connection, calls: Iterable[CallKey], version: int) -> None:
-        """Give these calls (locked) a new version."""
-        _many(connection, self._stamp, [(version, t, s) for t, s in calls])
+        """Give these calls (locked) a new version, in one statement."""
+        calls = list(calls)
+        if calls:
+            where, params = self._where_calls("orgidentity", "sessionid", calls)
+            sql = f"UPDATE call_session SET version = {self.mark} WHERE {where}"
+            connection.exec_driver_sql(sql, (version, *params))
 
     # --- The journal ----------------------------------------------------------------
 
@@ -166,46 +166,38 @@ class HotPath:
 
     # --- CDRs -----------------------------------------------------------------------
 
-    def write_cdrs(
-        self,
-        connection: Connection,
-        inserts: Sequence[Mapping[str, Any]],
-        updates: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """Insert new CDR rows; update others by their call (`orgidentity`, `diallogid`).
-        Every row of one call has the same columns, as `tables.cdr_values` gives them."""
-        for rows, which in ((inserts, 0), (updates, 1)):
-            if not rows:
-                continue
-            columns = tuple(rows[0])
-            sql = self._cdr_sql(columns)[which]
-            order = (
-                columns
-                if which == 0
-                else (*(c for c in columns if c not in _CALL), "orgidentity", "diallogid")
+    def write_cdrs(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write these CDR rows (`tables.cdr_values` with `created_at` and `updated_at`,
+        every row the same columns): a call's row is inserted, or its row updated in all
+        but `created_at`. One upsert, so a batch's CDRs cost one round trip."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        sql = self._cdr_statements.get(columns)
+        if sql is None:
+            sql = self._cdr_statements[columns] = self._cdr_upsert(columns)
+        time = self.time
+        values = [
+            tuple(
+                (time(row[c]) if row[c] is not None else None) if c in CDR_TIMES else row[c]
+                for c in columns
             )
-            time = self.time
-            values = [
-                tuple(
-                    (time(row[c]) if row[c] is not None else None) if c in CDR_TIMES else row[c]
-                    for c in order
-                )
-                for row in rows
-            ]
-            _many(connection, sql, values)
+            for row in rows
+        ]
+        _many(connection, sql, values)
 
-    def _cdr_sql(self, columns: tuple[str, ...]) -> tuple[str, str]:
-        known = self._cdr_statements.get(columns)
-        if known is None:
-            marks = ", ".join([self.mark] * len(columns))
-            insert = f"INSERT INTO cdr ({', '.join(columns)}) VALUES ({marks})"
-            changed = ", ".join(f"{c} = {self.mark}" for c in columns if c not in _CALL)
-            update = (
-                f"UPDATE cdr SET {changed}"
-                f" WHERE orgidentity = {self.mark} AND diallogid = {self.mark}"
+    def _cdr_upsert(self, columns: tuple[str, ...]) -> str:
+        marks = ", ".join([self.mark] * len(columns))
+        insert = f"INSERT INTO cdr ({', '.join(columns)}) VALUES ({marks})"
+        changed = [c for c in columns if c not in _CALL]
+        if self.dialect in ("mysql", "mariadb"):
+            # pymysql sends the rows of this form as one multi-row statement.
+            return f"{insert} ON DUPLICATE KEY UPDATE " + ", ".join(
+                f"{c} = VALUES({c})" for c in changed
             )
-            known = self._cdr_statements[columns] = (insert, update)
-        return known
+        return f"{insert} ON CONFLICT (orgidentity, diallogid) DO UPDATE SET " + ", ".join(
+            f"{c} = excluded.{c}" for c in changed
+        )
 
 
 _CALL = frozenset({"orgidentity", "diallogid", "created_at"})
