@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # The service's and the store's, repeated so that `--help` imports neither; a test
 # holds them equal.
-REPLAY_BATCH = 500
+REPLAY_BATCH = 2000
 PURGE_BATCH = 1000
 
 

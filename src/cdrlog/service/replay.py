@@ -29,7 +29,7 @@ from cdrlog.store.deadletters import DeadLetter
 FORM_TYPE = "application/x-www-form-urlencoded"
 # The keys every line of `cdrlog rejected export` has; no push event carries all four.
 DEAD_LETTER_KEYS = frozenset({"body", "path", "reason", "truncated"})
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2000
 # A line may be this many times the push URL's body limit: a dead-letter line carries
 # its body twice (as text and as base64), escaped. The body itself must be in the limit.
 LINE_ALLOWANCE = 8
