@@ -308,6 +308,47 @@ def test_a_spooled_event_a_changed_setting_refuses_is_a_dead_letter(
     assert letter.reason == {"eventTime": "'1970-01-01 03:00:00' is outside the years 1970 to 2199"}
 
 
+def test_a_spooled_event_the_database_fails_to_store_is_a_dead_letter(
+    settings: Settings, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that fails on drain with an error that is not an outage (here: any
+    batch holding it raises) is kept as a dead letter; the rest of the spool is stored
+    and the spool is empty, instead of the drain failing on it again and again."""
+    directory = tmp_path / "spool"
+    bad = leg("cursed", "CALLER", "ringing", 0, activenum="8001")
+    events = [accepted(fields) for fields in [*outbound("around"), bad]]
+    spooled = Spool(directory)
+    before = Batcher(Intake(settings, Ingestor(engine)), writers=1, spool=spooled)
+    try:
+        with database_away(engine, tmp_path):
+            assert asyncio.run(store_each(before, events)) == [Outcome.SPOOLED] * len(events)
+    finally:
+        before.close()
+        spooled.close()
+
+    ingestor = Ingestor(engine, clock=lambda: NOW)
+    real = ingestor.ingest_many
+
+    def failing(batch: Sequence[Accepted]) -> list[Outcome]:
+        if any(getattr(one.event, "sessionid", None) == "cursed" for one in batch):
+            raise RuntimeError("a bug meets this event")
+        return real(batch)
+
+    monkeypatch.setattr(ingestor, "ingest_many", failing)
+    after = Batcher(Intake(settings, ingestor), spool=Spool(directory))
+    try:
+        assert after.drain() == len(events)
+        assert after.drain() == 0
+    finally:
+        after.close()
+
+    assert journal_of(engine, "around") == 5
+    assert journal_of(engine, "cursed") == 0
+    [letter] = dead_letters(engine)
+    assert letter.body == item_bytes(bad)
+    assert letter.reason == {"event": "the database could not store it: RuntimeError"}
+
+
 def test_without_a_spool_an_outage_fails_the_requests(
     intake: Intake, engine: Engine, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdrlog.core.accepted import Accepted, Outcome
-from cdrlog.core.events import Rejection
+from cdrlog.core.events import FieldError, Rejection
 from cdrlog.service import metrics
 from cdrlog.service.intake import JSON_TYPE, OUTAGE, Intake, item_bytes
 from cdrlog.service.spool import Spool, SpooledEvent, SpoolUnavailable
@@ -147,12 +147,27 @@ class Batcher:
         accepted = [
             (e, one) for e, one in zip(events, checked, strict=True) if isinstance(one, Accepted)
         ]
-        outcomes = iter(self.intake.store_each([one for _, one in accepted]) if accepted else [])
+        outcomes = iter(self._stored_or_refused([one for _, one in accepted]))
         for event, one in zip(events, checked, strict=True):
             result = next(outcomes) if isinstance(one, Accepted) else one
             if isinstance(result, Rejection):
                 # Accepted before, refused now (a setting changed): keep it for an operator.
                 self.intake.refuse(_spooled_letter(event, result))
+
+    def _stored_or_refused(self, accepted: list[Accepted]) -> list[Outcome | Rejection]:
+        """Store spooled events; one the database fails to store for any reason but an
+        outage is refused (and so kept as a dead letter), instead of failing every
+        drain after it, forever."""
+        try:
+            return self.intake.store_each(accepted)
+        except OUTAGE:
+            raise
+        except Exception as error:
+            if len(accepted) > 1:
+                return [r for one in accepted for r in self._stored_or_refused([one])]
+            log.error("a spooled event could not be stored (%r); kept as a dead letter", error)
+            reason = f"the database could not store it: {type(error).__name__}"
+            return [Rejection((FieldError("event", reason),))]
 
 
 def _settle(batch: Sequence[_Pending], results: Sequence[Result]) -> None:
