@@ -48,6 +48,7 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "token_cache_seconds": ("0", 0.0),
     "writers": ("4", 4),
     "max_batch": ("64", 64),
+    "call_cache": ("0", 0),
     "retain_days": ("30", 30),
 }
 # A list travels in the environment as JSON, the one form `Settings` reads it in.
