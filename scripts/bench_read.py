@@ -4,7 +4,8 @@ For each backend: drop and re-create the schema, `cdrlog.sim.bulk.load` the CDRs
 their journal), then measure through `cdrlog.store.reader.Reader` (in this process) and
 through HTTP (the app in its own uvicorn process on loopback): the median of --runs
 timed runs, after one untimed warm-up run, of a filtered first page, a deep page,
-30-day statistics by agent and by hour, and a 30-day CSV export. Prints one table;
+30-day statistics (with the call-center figures) by agent, hour, queue and hour of the
+week (kept to business hours), and a 30-day CSV export. Prints one table;
 --explain also prints the plan of every statement the measured reads run.
 
     .venv/bin/python scripts/bench_read.py --cdrs 1000000 --backends sqlite,mariadb,postgresql
@@ -37,7 +38,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from cdrlog.core.exports import csv_chunks
-from cdrlog.core.report import CdrFilter, Cursor, GroupBy, Sort
+from cdrlog.core.hours import BusinessHours
+from cdrlog.core.report import CdrFilter, Cursor, GroupBy, Sort, StatsTerms
 from cdrlog.sim.bulk import load
 from cdrlog.store.database import make_engine, upgrade
 from cdrlog.store.reader import EXPORT_BATCH, Reader
@@ -54,6 +56,36 @@ PAGE_SIZE = 50
 DEEP_PAGES = 200
 TEAM, AGENT = "team1", "1001"
 MIB = 1024 * 1024
+BUSINESS_HOURS, BUSINESS_DAYS = "08:00-20:00", "mon-fri"
+WEEK_ZONE = "Europe/Berlin"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsJob:
+    """One measured statistics request, as the reader and as the API take it."""
+
+    key: str
+    group_by: GroupBy
+    zone: str = "UTC"
+    business: bool = False
+
+    def terms(self) -> StatsTerms:
+        hours = BusinessHours.parse(BUSINESS_HOURS, BUSINESS_DAYS) if self.business else None
+        return StatsTerms(business=hours)
+
+    def params(self) -> dict[str, str]:
+        asked = {"group_by": self.group_by.value, "tz": self.zone}
+        if self.business:
+            asked |= {"business_hours": BUSINESS_HOURS, "business_days": BUSINESS_DAYS}
+        return asked
+
+
+STATS_JOBS = (
+    StatsJob("stats_agent", GroupBy.AGENT),
+    StatsJob("stats_hour", GroupBy.HOUR),
+    StatsJob("stats_queue", GroupBy.QUEUE),
+    StatsJob("stats_week", GroupBy.WEEKDAY_HOUR, WEEK_ZONE, business=True),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +102,13 @@ MEASURES = (
     Measure("deep", f"deep page: 1 team, {DEEP_PAGES} pages in", "< 50 ms", lambda s: s < 0.05),
     Measure("stats_agent", "stats: 30 days by agent", "< 1 s", lambda s: s < 1),
     Measure("stats_hour", "stats: 30 days by hour", "< 1 s", lambda s: s < 1),
+    Measure("stats_queue", "stats: 30 days by queue", "< 1 s", lambda s: s < 1),
+    Measure(
+        "stats_week",
+        f"stats: 30 days by weekday_hour, {BUSINESS_DAYS} {BUSINESS_HOURS}",
+        "< 1 s",
+        lambda s: s < 1,
+    ),
     Measure("export", "CSV export: 30 days", ">= 100,000 rows/s", lambda r: r >= 100_000),
     Measure("memory", "export memory: 30 days (7 days)", "flat", None),
 )
@@ -274,8 +313,9 @@ def measure_reader(reader: Reader, window: Window, options: argparse.Namespace) 
         ),
         "deep": timed("deep", lambda: reader.page(window.deep, Sort.NEWEST, after, 50), runs),
     }
-    for key, group_by in (("stats_agent", GroupBy.AGENT), ("stats_hour", GroupBy.HOUR)):
-        results[key] = timed(key, partial(reader.stats, window.month, group_by, UTC_ZONE), runs)
+    for job in STATS_JOBS:
+        asked = partial(reader.stats, window.month, job.group_by, ZoneInfo(job.zone), job.terms())
+        results[job.key] = timed(job.key, asked, runs)
 
     def export(wanted: CdrFilter) -> int:
         chunks = csv_chunks(reader.batches(wanted, Sort.NEWEST), UTC_ZONE)
@@ -445,9 +485,9 @@ def time_http(server: Server, window: Window, options: argparse.Namespace) -> Re
         "page_all": timed("page_all", lambda: get(server, "/api/v1/cdrs", page), runs),
         "deep": timed("deep", lambda: get(server, "/api/v1/cdrs", deep | after), runs),
     }
-    for key, group_by in (("stats_agent", "agent"), ("stats_hour", "hour")):
-        asked = params_of(window.month) | {"group_by": group_by}
-        results[key] = timed(key, partial(get, server, "/api/v1/stats", asked), runs)
+    for job in STATS_JOBS:
+        asked = params_of(window.month) | job.params()
+        results[job.key] = timed(job.key, partial(get, server, "/api/v1/stats", asked), runs)
     month_export = partial(http_export, server, window.month)
     results["export"] = export_speed(month_export, options.export_runs, partial(cpu_of, server.pid))
     return results
@@ -487,8 +527,12 @@ def explain(engine: Engine, window: Window, console: Console) -> None:
         "first page": lambda: reader.page(window.first, Sort.NEWEST, None, PAGE_SIZE),
         "first page, no filter": lambda: reader.page(CdrFilter(), Sort.NEWEST, None, PAGE_SIZE),
         "deep page": lambda: reader.page(window.deep, Sort.NEWEST, after, PAGE_SIZE),
-        "stats by agent": lambda: reader.stats(window.month, GroupBy.AGENT, UTC_ZONE),
-        "stats by hour": lambda: reader.stats(window.month, GroupBy.HOUR, UTC_ZONE),
+        **{
+            f"stats by {job.group_by}": partial(
+                reader.stats, window.month, job.group_by, ZoneInfo(job.zone), job.terms()
+            )
+            for job in STATS_JOBS
+        },
         "export batch": lambda: reader.page(window.month, Sort.NEWEST, None, 5000),
     }
     for title, job in jobs.items():

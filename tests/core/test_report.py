@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdrlog.core.hours import DAY_SECONDS
 from cdrlog.core.report import (
-    DAY_SECONDS,
     Cursor,
     GroupBy,
     NumberMatch,

@@ -32,7 +32,8 @@ def fitted_table(*headings: str, right: Sequence[str] = (), lined: bool = True) 
 
 def stats_table(rows: Sequence[StatsRow], group_by: GroupBy) -> None:
     """Statistics rows as a table on stdout."""
-    by_agent = group_by == GroupBy.AGENT
+    # An agent number or a queue is a team's own: the same one may be in several teams.
+    by_agent = group_by in (GroupBy.AGENT, GroupBy.QUEUE)
     headings = (group_by.value, *(["team"] if by_agent else []), *FIGURES)
     table = fitted_table(*headings, right=FIGURES, lined=False)
     # A day or an hour with its offset reads only whole: the headings wrap instead.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from cdrlog.core.hours import DAY_SECONDS, BusinessHours
 from cdrlog.core.rules import Disposition, Status
 
 
@@ -136,11 +137,29 @@ class Cursor:
 class GroupBy(StrEnum):
     AGENT = "agent"
     TEAM = "team"
+    QUEUE = "queue"
     DAY = "day"
     HOUR = "hour"
+    WEEKDAY_HOUR = "weekday_hour"
 
 
-BUCKET_SECONDS = {GroupBy.DAY: 86400, GroupBy.HOUR: 3600}
+BUCKET_SECONDS = {GroupBy.DAY: DAY_SECONDS, GroupBy.HOUR: 3600}
+# Groupings by the reader's local time: they need the zone's offsets over the calls.
+LOCAL_GROUPS = (GroupBy.DAY, GroupBy.HOUR, GroupBy.WEEKDAY_HOUR)
+
+
+# Common defaults (80/20 is the classic target), not a standard: vendors differ.
+SERVICE_LEVEL_SECONDS = 20
+SHORT_ABANDON_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StatsTerms:
+    """What the call-center figures are measured against (see `StatsRow`)."""
+
+    service_level_seconds: int = SERVICE_LEVEL_SECONDS
+    short_abandon_seconds: int = SHORT_ABANDON_SECONDS
+    business: BusinessHours | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +174,34 @@ class Totals:
     talk_time: int
     acd: float | None
     avg_ring_time: float | None
+    offered: int = 0
+    short_abandoned: int = 0
+    abandoned: int = 0
+    answered_within: int = 0
+    asa: float | None = None
+    max_wait: int | None = None
+    avg_abandon_wait: float | None = None
+    hold_seconds: int = 0
+    transfers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StatsRow:
     """One group. `unanswered`, `busy` and `failed` (FAILED or CONGESTION) together with
     `answered` make up `calls`; `asr` = answered / calls; `acd` and `avg_ring_time` are
-    means over answered calls, in seconds; `talk_time` is the sum of `billsec`."""
+    means over answered calls, in seconds; `talk_time` is the sum of `billsec`.
+
+    Call-center figures count inbound calls (`dialin`) only, less those still open and
+    unanswered (waiting, not yet offered). A call is answered when it has an answertime
+    (an IVR's answer gives none); its wait is answertime - starttime, or endtime -
+    starttime unanswered. `offered` = short_abandoned + abandoned + answered inbound;
+    a short abandon is unanswered with a wait under `short_abandon_seconds`;
+    `answered_within` waited at most `service_level_seconds`. `service_level` and
+    `abandon_rate` are answered_within and abandoned over offered - short_abandoned (None
+    when that is 0). `asa`: mean wait answered; `max_wait`: longest wait offered;
+    `avg_abandon_wait`: mean wait abandoned (not short). `hold_seconds` and `transfers`
+    (calls with `transferred_to`) count calls of both directions: agents hold and
+    transfer calls they made as well as calls they took."""
 
     group: str
     team: str | None
@@ -174,9 +214,21 @@ class StatsRow:
     acd: float | None
     talk_time: int
     avg_ring_time: float | None
+    offered: int = 0
+    short_abandoned: int = 0
+    abandoned: int = 0
+    answered_within: int = 0
+    service_level: float | None = None
+    abandon_rate: float | None = None
+    asa: float | None = None
+    max_wait: int | None = None
+    avg_abandon_wait: float | None = None
+    hold_seconds: int = 0
+    transfers: int = 0
 
 
 def stats_row(group: str, team: str | None, totals: Totals) -> StatsRow:
+    measured = totals.offered - totals.short_abandoned
     return StatsRow(
         group=group,
         team=team,
@@ -186,10 +238,25 @@ def stats_row(group: str, team: str | None, totals: Totals) -> StatsRow:
         busy=totals.busy,
         failed=totals.failed,
         asr=totals.answered / totals.calls if totals.calls else 0.0,
-        acd=None if totals.acd is None else round(totals.acd, 3),
+        acd=_rounded(totals.acd),
         talk_time=totals.talk_time,
-        avg_ring_time=None if totals.avg_ring_time is None else round(totals.avg_ring_time, 3),
+        avg_ring_time=_rounded(totals.avg_ring_time),
+        offered=totals.offered,
+        short_abandoned=totals.short_abandoned,
+        abandoned=totals.abandoned,
+        answered_within=totals.answered_within,
+        service_level=totals.answered_within / measured if measured else None,
+        abandon_rate=totals.abandoned / measured if measured else None,
+        asa=_rounded(totals.asa),
+        max_wait=totals.max_wait,
+        avg_abandon_wait=_rounded(totals.avg_abandon_wait),
+        hold_seconds=totals.hold_seconds,
+        transfers=totals.transfers,
     )
+
+
+def _rounded(mean: float | None) -> float | None:
+    return None if mean is None else round(mean, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +271,6 @@ class OffsetSpan:
 # Probing the offset once a day finds every change: in tzdata from 1900 to 2100 no zone
 # changes its offset twice within four days (checked for every zone at 6-hour steps).
 OFFSET_PROBE = timedelta(days=1)
-DAY_SECONDS = 86_400
 
 
 def offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[OffsetSpan]:

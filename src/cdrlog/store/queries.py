@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    and_,
     case,
     cast,
     false,
@@ -29,18 +30,19 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from cdrlog.core.hours import DAY_SECONDS, EPOCH_WEEKDAY, BusinessHours
 from cdrlog.core.report import (
     BUCKET_SECONDS,
-    DAY_SECONDS,
     CdrFilter,
     Cursor,
     GroupBy,
     NumberMatch,
     OffsetSpan,
     Sort,
+    StatsTerms,
     Totals,
 )
-from cdrlog.core.rules import Disposition
+from cdrlog.core.rules import Disposition, Status
 from cdrlog.store.tables import UtcDateTime, cdr
 
 
@@ -211,21 +213,56 @@ def call_days(wanted: CdrFilter) -> Select[Any]:
     return select(day).where(*conditions(wanted)).group_by(day)
 
 
-def stats(wanted: CdrFilter, group_by: GroupBy, spans: list[OffsetSpan]) -> Select[Any]:
-    """One row per group: the group key(s), then the `Totals` columns in order."""
+def stats(
+    wanted: CdrFilter, group_by: GroupBy, spans: list[OffsetSpan], terms: StatsTerms
+) -> Select[Any]:
+    """One row per group: the group key(s), then the `Totals` columns in order. `spans`
+    cover the calls when grouping by local time or keeping to business hours."""
+    local = epoch_seconds(cdr.c.starttime) + _offset(spans) if spans else None
     keys: list[ColumnElement[Any]]
     if group_by is GroupBy.AGENT:
         keys = [cdr.c.orgidentity, cdr.c.agentno]
     elif group_by is GroupBy.TEAM:
         keys = [cdr.c.orgidentity]
+    elif group_by is GroupBy.QUEUE:
+        # No queue and an empty one are one group, "", as agents are.
+        keys = [cdr.c.orgidentity, func.coalesce(cdr.c.agent_group, "").label("queue")]
+    elif local is None:
+        raise ValueError(f"grouping by {group_by} needs the zone's offsets")
+    elif group_by is GroupBy.WEEKDAY_HOUR:
+        hour = int_div(local, literal(3600)) % 24
+        keys = [(_weekday(local) * 24 + hour).label("cell")]
     else:
-        local = epoch_seconds(cdr.c.starttime) + _offset(spans)
         keys = [int_div(local, literal(BUCKET_SECONDS[group_by])).label("bucket")]
-    return select(*keys, *_totals()).where(*conditions(wanted)).group_by(*keys).order_by(*keys)
+    where = conditions(wanted)
+    if terms.business is not None:
+        if local is None:
+            raise ValueError("business hours need the zone's offsets")
+        where += _within(terms.business, local)
+    columns = (*keys, *_totals(), *_call_center(terms))
+    return select(*columns).where(*where).group_by(*keys).order_by(*keys)
 
 
 def totals_of(row: Any, keys: int) -> Totals:
-    calls, answered, unanswered, busy, failed, talk, acd, ring = row[keys:]
+    (
+        calls,
+        answered,
+        unanswered,
+        busy,
+        failed,
+        talk,
+        acd,
+        ring,
+        offered,
+        short,
+        abandoned,
+        within,
+        asa,
+        max_wait,
+        abandon_wait,
+        hold,
+        transfers,
+    ) = row[keys:]
     return Totals(
         calls=int(calls),
         answered=int(answered or 0),
@@ -233,9 +270,37 @@ def totals_of(row: Any, keys: int) -> Totals:
         busy=int(busy or 0),
         failed=int(failed or 0),
         talk_time=int(talk or 0),
-        acd=None if acd is None else float(acd),
-        avg_ring_time=None if ring is None else float(ring),
+        acd=_mean(acd),
+        avg_ring_time=_mean(ring),
+        offered=int(offered or 0),
+        short_abandoned=int(short or 0),
+        abandoned=int(abandoned or 0),
+        answered_within=int(within or 0),
+        asa=_mean(asa),
+        max_wait=None if max_wait is None else int(max_wait),
+        avg_abandon_wait=_mean(abandon_wait),
+        hold_seconds=int(hold or 0),
+        transfers=int(transfers or 0),
     )
+
+
+def _mean(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _weekday(local: ColumnElement[int]) -> ColumnElement[int]:
+    """0 = Monday, of local epoch seconds (never negative: no call starts before 1970)."""
+    return (int_div(local, literal(DAY_SECONDS)) + EPOCH_WEEKDAY) % 7
+
+
+def _within(hours: BusinessHours, local: ColumnElement[int]) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if hours.days != frozenset(range(7)):
+        where.append(_weekday(local).in_(sorted(hours.days)))
+    if (hours.start, hours.end) != (0, DAY_SECONDS):
+        of_day = local % DAY_SECONDS
+        where += [of_day >= hours.start, of_day < hours.end]
+    return where
 
 
 def _offset(spans: list[OffsetSpan]) -> ColumnElement[int]:
@@ -247,8 +312,7 @@ def _offset(spans: list[OffsetSpan]) -> ColumnElement[int]:
 
 
 def _count_of(*dispositions: Disposition) -> ColumnElement[int]:
-    hit = cdr.c.disposition.in_([d.value for d in dispositions])
-    return func.sum(case((hit, 1), else_=0))
+    return _count_where(cdr.c.disposition.in_([d.value for d in dispositions]))
 
 
 def _totals() -> list[ColumnElement[Any]]:
@@ -264,3 +328,31 @@ def _totals() -> list[ColumnElement[Any]]:
         func.avg(cast(case((answered, cdr.c.billsec)), Float)).label("acd"),
         func.avg(cast(case((answered, ring)), Float)).label("avg_ring_time"),
     ]
+
+
+def _call_center(terms: StatsTerms) -> list[ColumnElement[Any]]:
+    """The `Totals` columns from `offered` on; see `report.StatsRow` for their meaning."""
+    answered = cdr.c.answertime.is_not(None)
+    # Still open and unanswered, an inbound call is waiting: it has no wait yet.
+    offered = and_(cdr.c.calltype == "dialin", or_(answered, cdr.c.status != Status.OPEN.value))
+    wait = epoch_seconds(func.coalesce(cdr.c.answertime, cdr.c.endtime)) - epoch_seconds(
+        cdr.c.starttime
+    )
+    short = and_(offered, cdr.c.answertime.is_(None), wait < terms.short_abandon_seconds)
+    abandoned = and_(offered, cdr.c.answertime.is_(None), wait >= terms.short_abandon_seconds)
+    within = and_(offered, answered, wait <= terms.service_level_seconds)
+    return [
+        _count_where(offered).label("offered"),
+        _count_where(short).label("short_abandoned"),
+        _count_where(abandoned).label("abandoned"),
+        _count_where(within).label("answered_within"),
+        func.avg(cast(case((and_(offered, answered), wait)), Float)).label("asa"),
+        func.max(case((offered, wait))).label("max_wait"),
+        func.avg(cast(case((abandoned, wait)), Float)).label("avg_abandon_wait"),
+        func.sum(cdr.c.hold_seconds).label("hold_seconds"),
+        _count_where(cdr.c.transferred_to.is_not(None)).label("transfers"),
+    ]
+
+
+def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))

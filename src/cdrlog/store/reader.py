@@ -35,12 +35,15 @@ from cdrlog.core.excerpts import (
     letter_excerpt,
 )
 from cdrlog.core.exports import CDR_COLUMNS
+from cdrlog.core.hours import cell_label
 from cdrlog.core.report import (
+    LOCAL_GROUPS,
     CdrFilter,
     Cursor,
     GroupBy,
     Sort,
     StatsRow,
+    StatsTerms,
     bucket_label,
     offset_spans,
     offset_spans_on,
@@ -173,10 +176,17 @@ class Reader:
             events, cut = events[:TIMELINE_EVENTS], True
         return found | {"events": events, "events_truncated": cut}
 
-    def stats(self, wanted: CdrFilter, group_by: GroupBy, zone: ZoneInfo) -> list[StatsRow]:
+    def stats(
+        self,
+        wanted: CdrFilter,
+        group_by: GroupBy,
+        zone: ZoneInfo,
+        terms: StatsTerms | None = None,
+    ) -> list[StatsRow]:
+        terms = terms or StatsTerms()
         with self.connect() as connection:
             spans = []
-            if group_by in (GroupBy.DAY, GroupBy.HOUR):
+            if group_by in LOCAL_GROUPS or terms.business is not None:
                 first, last = connection.execute(queries.time_range(wanted)).one()
                 if first is None:
                     return []
@@ -186,11 +196,13 @@ class Reader:
                     # Calls far apart: only the days that hold calls are looked at.
                     days = connection.execute(queries.call_days(wanted)).scalars()
                     spans = offset_spans_on(zone, (int(day) for day in days))
-            rows = connection.execute(queries.stats(wanted, group_by, spans)).all()
-        if group_by is GroupBy.AGENT:
+            rows = connection.execute(queries.stats(wanted, group_by, spans, terms)).all()
+        if group_by in (GroupBy.AGENT, GroupBy.QUEUE):
             return [stats_row(r[1] or "", r[0], queries.totals_of(r, 2)) for r in rows]
         if group_by is GroupBy.TEAM:
             return [stats_row(r[0], r[0], queries.totals_of(r, 1)) for r in rows]
+        if group_by is GroupBy.WEEKDAY_HOUR:
+            return [stats_row(cell_label(int(r[0])), None, queries.totals_of(r, 1)) for r in rows]
         return [
             stats_row(bucket_label(int(r[0]), group_by, zone), None, queries.totals_of(r, 1))
             for r in rows

@@ -28,6 +28,7 @@ from cdrlog.web.params import (
     SHORT_PAGES,
     ReaderDep,
     ScopeDep,
+    StatsTermsDep,
     TextQuery,
     ZoneDep,
     aware,
@@ -156,17 +157,32 @@ def get_cdr(
     "/stats",
     tags=["stats"],
     response_model=schemas.Stats,
-    summary="Calls, ASR, ACD, talk time and ring time per agent, team, day or hour",
+    summary="Calls, ASR, ACD, talk and ring time, and call-center figures, per group",
+    description="Groups: agent, team, queue (`agent_group`), local day, hour, or cell of "
+    "the week (`weekday_hour`). Call-center figures count inbound calls only; see each "
+    "field. `business_hours` and `business_days` keep every figure to calls that started "
+    "within them.",
 )
 def get_stats(
     reader: ReaderDep,
     wanted: FilterDep,
     zone: ZoneDep,
-    group_by: Annotated[GroupBy, Query(description="days and hours are in zone `tz`")],
+    terms: StatsTermsDep,
+    group_by: Annotated[
+        GroupBy,
+        Query(
+            description='queue: `agent_group`, calls without one under ""; day, hour and '
+            "weekday_hour (`mon 09`: only cells that hold calls) are local to zone `tz`"
+        ),
+    ],
 ) -> Any:
-    rows = reader.stats(wanted, group_by, zone)
+    rows = reader.stats(wanted, group_by, zone, terms)
     return schemas.Stats(
-        group_by=group_by, tz=str(zone), rows=[schemas.StatsOut.of(r) for r in rows]
+        group_by=group_by,
+        tz=str(zone),
+        service_level_seconds=terms.service_level_seconds,
+        short_abandon_seconds=terms.short_abandon_seconds,
+        rows=[schemas.StatsOut.of(r) for r in rows],
     )
 
 

@@ -1,5 +1,6 @@
 """What the read endpoints share: bounded query parameters and the dependencies that
-give a handler its reader, its caller's teams and the zone to show times in."""
+give a handler its reader, its caller's teams, the zone to show times in and the terms
+statistics are measured against."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Query, Request
 
 from cdrlog.core.excerpts import PAGE_BYTES
-from cdrlog.core.report import MAX_ID, asked_time
+from cdrlog.core.hours import BusinessHours
+from cdrlog.core.report import (
+    MAX_ID,
+    SERVICE_LEVEL_SECONDS,
+    SHORT_ABANDON_SECONDS,
+    StatsTerms,
+    asked_time,
+)
 from cdrlog.core.scope import Scope
 from cdrlog.service.settings import zone_named
 from cdrlog.store.reader import Reader
@@ -67,3 +75,53 @@ def one_of(name: str, value: str | None, alias: str | None) -> str | None:
     if value is not None and alias is not None and value != alias:
         raise HTTPException(400, {name: f"given twice, as {value!r} and {alias!r}"})
     return value if value is not None else alias
+
+
+# A wait longer than a day is no queue's; the bound keeps the numbers sane.
+WaitSeconds = Annotated[int, Query(ge=0, le=86_400)]
+
+
+def stats_terms(
+    service_level_seconds: Annotated[
+        WaitSeconds,
+        Query(
+            description="`answered_within` counts answered inbound calls that waited at "
+            "most this many seconds"
+        ),
+    ] = SERVICE_LEVEL_SECONDS,
+    short_abandon_seconds: Annotated[
+        WaitSeconds,
+        Query(
+            description="an unanswered inbound call that waited less is a short abandon, "
+            "left out of `service_level` and `abandon_rate`"
+        ),
+    ] = SHORT_ABANDON_SECONDS,
+    business_hours: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="only calls that started between these local "
+            "times (zone `tz`; the end excluded), e.g. `08:00-20:00`",
+        ),
+    ] = None,
+    business_days: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="only calls that started on these local days "
+            "(zone `tz`): `mon-fri`, `mon,wed,fri`, `sat-sun`",
+        ),
+    ] = None,
+) -> StatsTerms:
+    try:
+        BusinessHours.parse(business_hours, None)
+    except ValueError as error:
+        raise HTTPException(400, {"business_hours": str(error)}) from error
+    try:
+        business = BusinessHours.parse(business_hours, business_days)
+    except ValueError as error:
+        raise HTTPException(400, {"business_days": str(error)}) from error
+    return StatsTerms(service_level_seconds, short_abandon_seconds, business)
+
+
+StatsTermsDep = Annotated[StatsTerms, Depends(stats_terms)]
