@@ -1,4 +1,5 @@
-"""The agents of a team and what each is doing now (contract section 5, section 6).
+"""The agents of a team, what each is doing now (contract section 5, section 6), and
+how long each spent in each state over a range (`agenttime`).
 
 An agent's state is folded at read time from the journal (`agentstate.fold_agent`), so
 it is a function of the set of events as stored, whatever order they came in. Only an
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from cdrlog.core.agentstate import (
     STATE_AFTER,
@@ -23,6 +24,7 @@ from cdrlog.core.agentstate import (
     settled,
     with_calls,
 )
+from cdrlog.core.agenttime import AgentFigures, time_in_states
 from cdrlog.core.events import AgentEvent
 from cdrlog.core.rules import Disposition
 from cdrlog.store.database import read_only
@@ -145,3 +147,123 @@ def _answered_open_calls(
     for team, agentno, answered in connection.execute(query):
         found[(team, agentno)] = answered
     return found
+
+
+# --- Time in states over a range (`agenttime`) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReport:
+    team: str
+    agentno: str
+    agent_group: str | None
+    figures: AgentFigures
+
+
+def time_report(
+    engine: Engine,
+    teams: Sequence[str] | None,
+    queue: str | None,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[AgentReport]:
+    """Each agent of these teams (None: all teams), or only those whose queue is
+    `queue`, with its figures over [start, end): time in states up to `end` or `now`,
+    whichever is earlier, and the calls it handled that started in the range. Sorted by
+    team and agent number."""
+    until = min(end, now)
+    with engine.connect() as connection:
+        reading = read_only(connection)
+        calls = _handled_calls(reading, teams, start, end)
+        registered = _registered(reading, teams, queue)
+        if queue is None:
+            # An agent named by a CDR but never registered still handled those calls.
+            for key in calls.keys() - registered.keys():
+                registered[key] = None
+        found = []
+        for (team, agentno), agent_group in sorted(registered.items()):
+            events = _state_events_for_range(reading, team, agentno, start, until)
+            talk, answered = calls.get((team, agentno), (0, 0))
+            figures = AgentFigures(time_in_states(events, start, until), talk, answered)
+            found.append(AgentReport(team, agentno, agent_group, figures))
+    return found
+
+
+def _registered(
+    connection: Connection, teams: Sequence[str] | None, queue: str | None
+) -> dict[tuple[str, str], str | None]:
+    query = select(agent.c.orgidentity, agent.c.agentno, agent.c.agent_group)
+    if teams is not None:
+        query = query.where(agent.c.orgidentity.in_(sorted(set(teams))))
+    if queue is not None:
+        query = query.where(agent.c.agent_group == queue)
+    return {(row.orgidentity, row.agentno): row.agent_group for row in connection.execute(query)}
+
+
+def _state_events_for_range(
+    connection: Connection, team: str, agentno: str, start: datetime, until: datetime
+) -> list[AgentEvent]:
+    """The agent's state events in [start, until), and those at the newest time before
+    `start` (all of them: at one time the order, not the reading, decides). Each read is
+    a seek on `ix_call_event_session`."""
+    if until <= start:
+        return []
+    of_agent = (
+        call_event.c.orgidentity == team,
+        call_event.c.sessionid.is_(None),
+        call_event.c.agentno == agentno,
+        call_event.c.event.in_(sorted(STATE_AFTER)),
+    )
+    before = connection.execute(
+        select(func.max(call_event.c.event_time)).where(*of_agent, call_event.c.event_time < start)
+    ).scalar_one_or_none()
+    rows = connection.execute(
+        select(
+            call_event.c.event,
+            call_event.c.event_time,
+            call_event.c.eventid,
+            call_event.c.agentphone,
+            call_event.c.agent_group,
+        ).where(
+            *of_agent,
+            call_event.c.event_time >= (start if before is None else before),
+            call_event.c.event_time < until,
+        )
+    )
+    return [
+        AgentEvent(
+            team=team,
+            agentno=agentno,
+            event=row.event,
+            event_time=row.event_time,
+            agentphone=row.agentphone,
+            agent_group=row.agent_group,
+            eventid=row.eventid,
+        )
+        for row in rows
+    ]
+
+
+def _handled_calls(
+    connection: Connection, teams: Sequence[str] | None, start: datetime, end: datetime
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per agent, the billsec summed and the number answered of the calls naming it
+    that started in [start, end): one GROUP BY over the covering starttime index."""
+    answered = case((cdr.c.disposition == Disposition.ANSWER.value, 1), else_=0)
+    query = (
+        select(
+            cdr.c.orgidentity,
+            cdr.c.agentno,
+            func.sum(cdr.c.billsec),
+            func.sum(answered),
+        )
+        .where(cdr.c.starttime >= start, cdr.c.starttime < end, cdr.c.agentno.is_not(None))
+        .group_by(cdr.c.orgidentity, cdr.c.agentno)
+    )
+    if teams is not None:
+        query = query.where(cdr.c.orgidentity.in_(sorted(set(teams))))
+    return {
+        (team, agentno): (int(talk or 0), int(count or 0))
+        for team, agentno, talk, count in connection.execute(query)
+    }
