@@ -19,6 +19,9 @@ COMMANDS = {
     "export": Lazy(
         "cdrlog.cli.read:export", "Write the CDRs matching filters as CSV or JSON lines."
     ),
+    "missed": Lazy(
+        "cdrlog.cli.missed:missed", "Abandoned inbound calls: called back, got through?"
+    ),
     "purge": Lazy(
         "cdrlog.cli.ops:purge", "Delete CDRs, journal rows and dead letters older than N days."
     ),
@@ -30,7 +33,8 @@ COMMANDS = {
     "serve": Lazy("cdrlog.cli.serve:serve", "Serve the Push event URL, the API and the dashboard."),
     "simulate": Lazy("cdrlog.cli.simulate:simulate", "Play realistic calls against a receiver."),
     "stats": Lazy(
-        "cdrlog.cli.read:stats", "Calls, ASR, ACD, talk and ring time per agent, team, day, hour."
+        "cdrlog.cli.read:stats",
+        "Calls, ASR, ACD, service level, abandons and waits per agent, team, queue, day, hour.",
     ),
     "token": Lazy("cdrlog.cli.tokens:token", "API tokens: who may push, read, or do everything."),
 }

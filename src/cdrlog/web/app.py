@@ -24,7 +24,7 @@ from cdrlog.service.ingest import Ingestor
 from cdrlog.service.services import build_services
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import SpoolUnavailable
-from cdrlog.web import api, dashboard, docs, operators, push, signin
+from cdrlog.web import agentreport, api, dashboard, docs, missed, now, operators, push, signin
 from cdrlog.web.auth import metrics_reader
 from cdrlog.web.limits import Buckets, Guard
 from cdrlog.web.pushpath import PushFirst
@@ -82,7 +82,10 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         access.addFilter(RedactTokens())
     app.include_router(push.router)
     app.include_router(api.router)
+    app.include_router(missed.router)
     app.include_router(operators.router)
+    app.include_router(agentreport.router)
+    app.include_router(now.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
     app.include_router(signin.router)

@@ -51,6 +51,13 @@ def dashboard_page() -> HTMLResponse:
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
+@router.api_route("/wallboard", methods=["GET", "HEAD"], include_in_schema=False)
+def wallboard_page() -> HTMLResponse:
+    """A full-screen page for a TV on the wall: the floor now, from `/api/v1/now`."""
+    page = (static_directory() / "wallboard.html").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
 def mount_static(app: FastAPI) -> None:
     """Serve the dashboard's assets at `/static`."""
     app.mount("/static", StaticFiles(directory=static_directory()), name="static")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -113,8 +114,11 @@ class EventPage(BaseModel):
 
 
 class StatsOut(BaseModel):
-    group: str = Field(description="agent number, team, local day (YYYY-MM-DD) or local hour")
-    team: str | None = Field(description="the team, when grouping by agent or team")
+    group: str = Field(
+        description='agent number, team, queue ("" for calls without one), local day '
+        "(YYYY-MM-DD), local hour, or local weekday and hour (`mon 09`)"
+    )
+    team: str | None = Field(description="the team, when grouping by agent, team or queue")
     calls: int
     answered: int
     unanswered: int = Field(description="NOANSWER")
@@ -126,27 +130,41 @@ class StatsOut(BaseModel):
     avg_ring_time: float | None = Field(
         description="mean seconds from start to answer, over answered calls"
     )
+    offered: int = Field(
+        description="inbound calls (`dialin`), less those still open and unanswered "
+        "(waiting). A call's wait: answertime - starttime, or endtime - starttime unanswered"
+    )
+    short_abandoned: int = Field(
+        description="offered, unanswered, waited less than `short_abandon_seconds`"
+    )
+    abandoned: int = Field(description="offered and unanswered, not short abandons")
+    answered_within: int = Field(
+        description="offered, answered (has an answertime), waited at most `service_level_seconds`"
+    )
+    service_level: float | None = Field(
+        description="answered_within / (offered - short_abandoned), 0..1; null if 0 / 0"
+    )
+    abandon_rate: float | None = Field(
+        description="abandoned / (offered - short_abandoned), 0..1; null if 0 / 0"
+    )
+    asa: float | None = Field(description="average speed of answer: mean wait, answered")
+    max_wait: int | None = Field(description="longest wait of an offered call, seconds")
+    avg_abandon_wait: float | None = Field(description="mean wait of abandoned calls")
+    hold_seconds: int = Field(
+        description="total hold time, seconds, of every call in both directions"
+    )
+    transfers: int = Field(description="calls, in both directions, transferred by an agent")
 
     @classmethod
     def of(cls, row: StatsRow) -> StatsOut:
-        return cls(
-            group=row.group,
-            team=row.team,
-            calls=row.calls,
-            answered=row.answered,
-            unanswered=row.unanswered,
-            busy=row.busy,
-            failed=row.failed,
-            asr=row.asr,
-            acd=row.acd,
-            talk_time=row.talk_time,
-            avg_ring_time=row.avg_ring_time,
-        )
+        return cls(**asdict(row))
 
 
 class Stats(BaseModel):
     group_by: GroupBy
     tz: str
+    service_level_seconds: int
+    short_abandon_seconds: int
     rows: list[StatsOut]
 
 
@@ -309,3 +327,71 @@ class PushAuthOut(BaseModel):
     )
     default_mode: PushMode = Field(description="the mode of every team without its own")
     teams: list[TeamPushAuthOut]
+
+
+class MissedOut(BaseModel):
+    """An abandoned inbound call and what followed it (see `GET /api/v1/missed`)."""
+
+    id: int = Field(description="the abandoned call's CDR id")
+    orgidentity: str = Field(description="team")
+    diallogid: str = Field(description="asterCC's sessionid of the call")
+    src: str | None = Field(description="the caller's number; null if withheld")
+    did: str | None = Field(description="the DID the customer dialled")
+    agent_group: str | None = Field(description="the AgentGroupId (queue)")
+    agentno: str | None = Field(description="the first agent whose phone rang, if any")
+    starttime: str = Field(description=f"when the call came in; {TIME}")
+    endtime: str | None = Field(description=f"when the caller gave up; {TIME}")
+    wait_seconds: int = Field(description="seconds from starttime to endtime")
+    callbacks: int = Field(description="outbound calls of the team to `src` in the window")
+    called_back_at: str | None = Field(
+        description=f"starttime of the first of those callbacks; null if none; {TIME}"
+    )
+    callback_answered: bool = Field(description="whether any callback in the window was answered")
+    callback_agent: str | None = Field(
+        description="the agent of the first answered callback, else of the first callback"
+    )
+    got_through_at: str | None = Field(
+        description="starttime of the first later answered inbound call from `src` in the "
+        f"window; null if none; {TIME}"
+    )
+    resolved: bool = Field(
+        description="the customer was reached: a callback answered, or got through"
+    )
+
+
+class MissedPage(BaseModel):
+    count: int = Field(description="missed calls on this page")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+    missed: list[MissedOut] = Field(description="newest first")
+
+
+class AgentTimeOut(BaseModel):
+    """One agent's time and calls over the report's range (see `GET /api/v1/agents/report`)."""
+
+    orgidentity: str = Field(description="team")
+    agentno: str = Field(description="agent number")
+    agent_group: str | None = Field(description="the agent's AgentGroupId (queue) now")
+    logged_in_seconds: int = Field(
+        description="time logged in within the range (paused and wrap-up included)"
+    )
+    paused_seconds: int = Field(description="time paused within the range")
+    after_call_work_seconds: int = Field(description="time in wrap-up within the range")
+    talk_seconds: int = Field(
+        description="billsec summed over the calls naming the agent that started in the range"
+    )
+    answered_calls: int = Field(description="those of the calls that were answered")
+    occupancy: float | None = Field(
+        description="(talk + after_call_work) / (logged_in - paused); null when that is 0"
+    )
+    aht: float | None = Field(
+        description="average handle time, seconds: (talk + after_call_work) / answered_calls; "
+        "null when no call was answered"
+    )
+
+
+class AgentReportOut(BaseModel):
+    start_from: str = Field(description=f"the range's start (included); {TIME}")
+    start_to: str = Field(description=f"the range's end (excluded); {TIME}")
+    agents: list[AgentTimeOut] = Field(description="sorted by team, then agent number")

@@ -1,0 +1,172 @@
+"""The wallboard in a real browser (Debian's Chromium, driven by Playwright): a TV's
+1920x1080 screen and a phone, the floor's figures from `/api/v1/now`, queues chosen by
+the URL, the service level coloured against its target, and a screenshot each that must
+show something (it is looked at, too).
+
+Skipped, with the reason shown, where /usr/bin/chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect
+
+from support.browsers import chromium
+from support.pages import ARTIFACTS, WAIT_MS, by_id
+from support.servers import running_server
+
+pytestmark = pytest.mark.slow
+
+Fields = dict[str, str]
+TV: ViewportSize = {"width": 1920, "height": 1080}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+def floor(now: datetime) -> list[Fields]:
+    """team1 today: queue 100 answers one call in 8 s and one in 45 s, loses one after
+    30 s, and has a caller waiting; queue 200 answers one in 5 s. Four agents."""
+
+    def at(seconds: float) -> str:
+        return (now - timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+    def inbound(
+        sessionid: str, queue: str, ago: float, waited: float, answered: bool
+    ) -> list[Fields]:
+        call = {
+            "orgidentity": "team1",
+            "sessionid": sessionid,
+            "calltype": "dialin",
+            "AgentGroupId": queue,
+        }
+        caller = call | {"source": "CALLER", "activenum": "139" + sessionid[-4:]}
+        events = [caller | {"event": "incoming", "eventTime": at(ago)}]
+        if answered:
+            agent = call | {"source": "AGENT", "agentno": "1001", "activenum": "8001"}
+            events += [
+                agent | {"event": "ringing", "eventTime": at(ago - 1)},
+                agent | {"event": "answer", "eventTime": at(ago - waited)},
+                agent | {"event": "hangup", "eventTime": at(ago - waited - 60)},
+            ]
+        if answered or waited:
+            events.append(
+                caller
+                | {"event": "hangup", "eventTime": at(ago - waited - (60 if answered else 0))}
+            )
+        return events
+
+    def agent(agentno: str, event: str, queue: str) -> Fields:
+        return {
+            "orgidentity": "team1",
+            "agentno": agentno,
+            "agentphone": "8" + agentno[1:],
+            "AgentGroupId": queue,
+            "event": event,
+            "eventTime": at(3600),
+        }
+
+    return [
+        *inbound("call-0001", "100", 900, 8, True),
+        *inbound("call-0002", "100", 800, 45, True),
+        *inbound("call-0003", "100", 700, 30, False),
+        *inbound("call-0004", "200", 600, 5, True),
+        *inbound("call-0005", "100", 40, 0, False),  # still waiting
+        agent("1001", "login", "100"),
+        agent("1002", "login", "100"),
+        agent("1003", "paused", "200"),
+        agent("1004", "login", "200"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("wallboard")
+    with running_server(f"sqlite:///{folder / 'cdrlog.db'}", folder / "server.log") as base:
+        events = floor(datetime.now(UTC).replace(microsecond=0))
+        answer = httpx.post(f"{base}/astercc/events", json=events, timeout=10)
+        assert answer.status_code == 200, answer.text
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def problems() -> Iterator[list[str]]:
+    seen: list[str] = []
+    yield seen
+    assert seen == []
+
+
+def opened(browser: Browser, url: str, viewport: ViewportSize, problems: list[str]) -> Page:
+    page = browser.new_context(viewport=viewport, timezone_id="UTC").new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    page.goto(url)
+    expect(by_id(page, "wb-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    return page
+
+
+# A blank page of one colour compresses to a few kilobytes at any size; text and tiles
+# make it many times that.
+NOT_BLANK_BYTES = 20_000
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Saved for a person to look at; here only checked to show more than a blank."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    shot = page.screenshot(path=path)
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(shot) > NOT_BLANK_BYTES, f"{name} is {len(shot)} bytes: nearly blank"
+
+
+def test_the_wallboard_on_a_tv(browser: Browser, server: str, problems: list[str]) -> None:
+    page = opened(browser, f"{server}/wallboard?team=team1&target=80", TV, problems)
+    # Offered 4 (the waiting call is not yet), answered within 20 s: 2 of 4.
+    expect(by_id(page, "service-level")).to_have_text("50%")
+    expect(by_id(page, "tile-service-level")).to_have_attribute("data-level", "bad")
+    expect(by_id(page, "waiting")).to_have_text("1")
+    expect(by_id(page, "longest-wait")).to_contain_text("longest 0:")
+    expect(by_id(page, "abandon-rate")).to_have_text("25%")
+    expect(by_id(page, "offered")).to_have_text("4")
+    expect(by_id(page, "agents-available")).to_contain_text("3")
+    expect(by_id(page, "agents-paused")).to_contain_text("1")
+    expect(by_id(page, "queue-row")).to_have_count(2)
+    expect(by_id(page, "wb-title")).to_have_text("Wallboard · team1")
+    # Figures a room can read: the service level at least 100 px high on a TV.
+    box = by_id(page, "service-level").bounding_box()
+    assert box is not None
+    assert box["height"] >= 100, box
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wide <= TV["width"]
+    screenshot(page, "wallboard-tv.png")
+    page.context.close()
+
+
+def test_the_url_chooses_the_queues(browser: Browser, server: str, problems: list[str]) -> None:
+    page = opened(browser, f"{server}/wallboard?team=team1&queue=200", TV, problems)
+    expect(by_id(page, "queue-row")).to_have_count(1)
+    expect(by_id(page, "service-level")).to_have_text("100%")
+    expect(by_id(page, "tile-service-level")).to_have_attribute("data-level", "good")
+    expect(by_id(page, "waiting")).to_have_text("0")
+    expect(by_id(page, "wb-title")).to_have_text("Wallboard · team1 · queues 200")
+    page.context.close()
+
+
+def test_the_wallboard_fits_a_phone(browser: Browser, server: str, problems: list[str]) -> None:
+    page = opened(browser, f"{server}/wallboard?team=team1", PHONE, problems)
+    expect(by_id(page, "service-level")).to_have_text("50%")
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    assert wide <= PHONE["width"], f"the page is {wide}px wide on a {PHONE['width']}px phone"
+    screenshot(page, "wallboard-phone.png")
+    page.context.close()
