@@ -9,76 +9,21 @@ Skipped, with the reason shown, where /usr/bin/chromium or Playwright is missing
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from support.browsers import chromium
+from support.floor import floor
 from support.pages import ARTIFACTS, WAIT_MS, by_id
 from support.servers import running_server
 
 pytestmark = pytest.mark.slow
 
-Fields = dict[str, str]
 TV: ViewportSize = {"width": 1920, "height": 1080}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-def floor(now: datetime) -> list[Fields]:
-    """team1 today: queue 100 answers one call in 8 s and one in 45 s, loses one after
-    30 s, and has a caller waiting; queue 200 answers one in 5 s. Four agents."""
-
-    def at(seconds: float) -> str:
-        return (now - timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
-
-    def inbound(
-        sessionid: str, queue: str, ago: float, waited: float, answered: bool
-    ) -> list[Fields]:
-        call = {
-            "orgidentity": "team1",
-            "sessionid": sessionid,
-            "calltype": "dialin",
-            "AgentGroupId": queue,
-        }
-        caller = call | {"source": "CALLER", "activenum": "139" + sessionid[-4:]}
-        events = [caller | {"event": "incoming", "eventTime": at(ago)}]
-        if answered:
-            agent = call | {"source": "AGENT", "agentno": "1001", "activenum": "8001"}
-            events += [
-                agent | {"event": "ringing", "eventTime": at(ago - 1)},
-                agent | {"event": "answer", "eventTime": at(ago - waited)},
-                agent | {"event": "hangup", "eventTime": at(ago - waited - 60)},
-            ]
-        if answered or waited:
-            events.append(
-                caller
-                | {"event": "hangup", "eventTime": at(ago - waited - (60 if answered else 0))}
-            )
-        return events
-
-    def agent(agentno: str, event: str, queue: str) -> Fields:
-        return {
-            "orgidentity": "team1",
-            "agentno": agentno,
-            "agentphone": "8" + agentno[1:],
-            "AgentGroupId": queue,
-            "event": event,
-            "eventTime": at(3600),
-        }
-
-    return [
-        *inbound("call-0001", "100", 900, 8, True),
-        *inbound("call-0002", "100", 800, 45, True),
-        *inbound("call-0003", "100", 700, 30, False),
-        *inbound("call-0004", "200", 600, 5, True),
-        *inbound("call-0005", "100", 40, 0, False),  # still waiting
-        agent("1001", "login", "100"),
-        agent("1002", "login", "100"),
-        agent("1003", "paused", "200"),
-        agent("1004", "login", "200"),
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,13 @@ def wallboard_page() -> HTMLResponse:
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
+@router.api_route("/supervisor", methods=["GET", "HEAD"], include_in_schema=False)
+def supervisor_page() -> HTMLResponse:
+    """Today's queues, the week by hour, agent time and missed calls, for a supervisor."""
+    page = (static_directory() / "supervisor.html").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
 def mount_static(app: FastAPI) -> None:
     """Serve the dashboard's assets at `/static`."""
     app.mount("/static", StaticFiles(directory=static_directory()), name="static")
