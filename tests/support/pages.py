@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Browser, Locator, Page, ViewportSize
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 
@@ -14,3 +14,15 @@ WAIT_MS = 20_000
 
 def by_id(page: Page, test_id: str) -> Locator:
     return page.get_by_test_id(test_id)
+
+
+def opened(browser: Browser, url: str, viewport: ViewportSize, problems: list[str]) -> Page:
+    """`url` in a new page of that size, in UTC, whose script errors go to `problems`."""
+    page = browser.new_context(viewport=viewport, timezone_id="UTC").new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    page.goto(url)
+    return page

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from support.browsers import chromium
 from support.pages import WAIT_MS, by_id
 from support.servers import running_server
 from support.teams import Fields, call_events
@@ -57,12 +56,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         answer = httpx.post(f"{base}/astercc/events", json=traffic(now), timeout=10)
         assert answer.status_code == 200, answer.text
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def opened(browser: Browser, base: str, width: int, problems: list[str]) -> Page:

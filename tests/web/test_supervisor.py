@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from support.browsers import chromium
+from support import pages
 from support.floor import floor, missed_and_called_back
 from support.pages import ARTIFACTS, WAIT_MS, by_id
 from support.servers import running_server
@@ -36,27 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def problems() -> Iterator[list[str]]:
-    seen: list[str] = []
-    yield seen
-    assert seen == []
-
-
 def opened(browser: Browser, url: str, viewport: ViewportSize, problems: list[str]) -> Page:
-    page = browser.new_context(viewport=viewport, timezone_id="UTC").new_page()
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    page.goto(url)
+    page = pages.opened(browser, url, viewport, problems)
     expect(by_id(page, "sv-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     return page
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, Row, case, func, select
 
 from cdrlog.core.agentstate import (
     STATE_AFTER,
@@ -110,18 +110,7 @@ def _newest_state_events(
         .order_by(call_event.c.event_time.desc())
         .limit(limit)
     )
-    events = [
-        AgentEvent(
-            team=team,
-            agentno=agentno,
-            event=row.event,
-            event_time=row.event_time,
-            agentphone=row.agentphone,
-            agent_group=row.agent_group,
-            eventid=row.eventid,
-        )
-        for row in rows
-    ]
+    events = [_state_event(team, agentno, row) for row in rows]
     return sorted(events, key=agent_order, reverse=True)
 
 
@@ -231,18 +220,7 @@ def _state_events_for_range(
             call_event.c.event_time < until,
         )
     )
-    return [
-        AgentEvent(
-            team=team,
-            agentno=agentno,
-            event=row.event,
-            event_time=row.event_time,
-            agentphone=row.agentphone,
-            agent_group=row.agent_group,
-            eventid=row.eventid,
-        )
-        for row in rows
-    ]
+    return [_state_event(team, agentno, row) for row in rows]
 
 
 def _handled_calls(
@@ -267,3 +245,16 @@ def _handled_calls(
         (team, agentno): (int(talk or 0), int(count or 0))
         for team, agentno, talk, count in connection.execute(query)
     }
+
+
+def _state_event(team: str, agentno: str, row: Row[Any, Any, Any, Any, Any]) -> AgentEvent:
+    """An agent's state event as its journal row holds it."""
+    return AgentEvent(
+        team=team,
+        agentno=agentno,
+        event=row.event,
+        event_time=row.event_time,
+        agentphone=row.agentphone,
+        agent_group=row.agent_group,
+        eventid=row.eventid,
+    )

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
 from cdrlog.core.times import to_utc_naive
+from cdrlog.store.tables import CALL_EVENT_PARSED
 
 CallKey = tuple[str, str]
 Params = Sequence[Any]
@@ -34,19 +35,7 @@ JOURNAL_COLUMNS = (
     "orgidentity",
     "fingerprint",
     "sessionid",
-    "calltype",
-    "source",
-    "event",
-    "event_time",
-    "activenum",
-    "agentno",
-    "agentphone",
-    "hangupcause",
-    "calleridnum",
-    "didnumber",
-    "uniqueid",
-    "agent_group",
-    "eventid",
+    *CALL_EVENT_PARSED,
     "fields",
     "received_at",
 )

@@ -10,7 +10,6 @@ client sends is answered 4xx naming the parameter, never 500.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from itertools import chain
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -28,6 +27,8 @@ from cdrlog.web.params import (
     SHORT_PAGES,
     ReaderDep,
     ScopeDep,
+    StartFrom,
+    StartTo,
     StatsTermsDep,
     TextQuery,
     ZoneDep,
@@ -47,13 +48,8 @@ PROBLEMS_SHOWN = 20
 def cdr_filter(
     scope: ScopeDep,
     zone: ZoneDep,
-    start_from: Annotated[
-        datetime | None,
-        Query(alias="from", description="starttime at or after; ISO-8601, zone `tz` if naive"),
-    ] = None,
-    start_to: Annotated[
-        datetime | None, Query(alias="to", description="starttime before; ISO-8601")
-    ] = None,
+    start_from: StartFrom = None,
+    start_to: StartTo = None,
     team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
     orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
     agent: Annotated[TextQuery, Query(description="agent number")] = None,

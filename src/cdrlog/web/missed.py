@@ -3,7 +3,7 @@ HTTP only: the SQL lives in `cdrlog.store.missed`, the matching in `cdrlog.core.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import chain
 from typing import Annotated, Any, Literal
 
@@ -14,7 +14,16 @@ from cdrlog.core.missed import MissedFilter, missed_csv, missed_fields
 from cdrlog.core.report import Cursor
 from cdrlog.store.missed import every_missed, missed_page
 from cdrlog.web import schemas
-from cdrlog.web.params import ReaderDep, ScopeDep, TextQuery, ZoneDep, aware, one_of
+from cdrlog.web.params import (
+    ReaderDep,
+    ScopeDep,
+    StartFrom,
+    StartTo,
+    TextQuery,
+    ZoneDep,
+    aware,
+    one_of,
+)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -43,13 +52,8 @@ Newest first; a read token sees only its team's calls and callbacks.
 def missed_filter(
     scope: ScopeDep,
     zone: ZoneDep,
-    start_from: Annotated[
-        datetime | None,
-        Query(alias="from", description="starttime at or after; ISO-8601, zone `tz` if naive"),
-    ] = None,
-    start_to: Annotated[
-        datetime | None, Query(alias="to", description="starttime before; ISO-8601")
-    ] = None,
+    start_from: StartFrom = None,
+    start_to: StartTo = None,
     team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
     orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
     agent_group: Annotated[TextQuery, Query(description="queue (AgentGroupId)")] = None,

@@ -34,6 +34,12 @@ TextQuery = Annotated[str | None, Query(max_length=TEXT_MAX)]
 
 ScopeDep = Annotated[Scope, Depends(reader_scope)]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
+# The range of a call's start, as every listing of calls takes it.
+StartFrom = Annotated[
+    datetime | None,
+    Query(alias="from", description="starttime at or after; ISO-8601, zone `tz` if naive"),
+]
+StartTo = Annotated[datetime | None, Query(alias="to", description="starttime before; ISO-8601")]
 Before = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
 ]

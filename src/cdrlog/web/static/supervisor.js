@@ -4,7 +4,8 @@
 // `/missed`), so it reads exactly what a script would. The URL chooses, as on the
 // wallboard: ?team=T&tz=Area/City&sl=20&target=80.
 
-import { el, reconcile } from "./dom.js";
+import { byTestId, el, reconcile } from "./dom.js";
+import { clamp, duration as seconds, level as levelFor, percent } from "./figures.js";
 
 const url = new URLSearchParams(window.location.search);
 const zone = url.get("tz") || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -12,13 +13,11 @@ const target = clamp(Number(url.get("target") ?? 80), 1, 100);
 const REFRESH_MS = 10_000;
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-function clamp(value, low, high) {
-  return Number.isFinite(value) ? Math.min(high, Math.max(low, value)) : low;
+function level(rate) {
+  return levelFor(rate, target);
 }
 
-function byId(id) {
-  return document.querySelector(`[data-testid="${id}"]`);
-}
+const byId = byTestId;
 
 // Today's date (YYYY-MM-DD) in the chosen zone, and a date `days` after one.
 function today() {
@@ -44,26 +43,6 @@ async function read(path, extra) {
   if (response.status === 401) throw new Error("Sign in on the dashboard first");
   if (!response.ok) throw new Error(`${path}: error ${response.status}`);
   return response.json();
-}
-
-function percent(rate) {
-  return rate === null || rate === undefined ? "–" : `${Math.round(rate * 100)}%`;
-}
-
-function seconds(value) {
-  if (value === null || value === undefined) return "–";
-  const whole = Math.round(value);
-  const hours = Math.floor(whole / 3600);
-  const minutes = Math.floor((whole % 3600) / 60);
-  const rest = String(whole % 60).padStart(2, "0");
-  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
-}
-
-function level(rate) {
-  if (rate === null || rate === undefined) return "none";
-  const shown = rate * 100;
-  if (shown >= target) return "good";
-  return shown >= target - 10 ? "warn" : "bad";
 }
 
 function cells(values) {

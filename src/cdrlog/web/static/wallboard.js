@@ -6,7 +6,8 @@
 // `sl` is the service-level threshold in seconds, `target` the share (in %) that colours
 // the service level green at or above it, amber within 10 points below, red under that.
 
-import { el, reconcile } from "./dom.js";
+import { byTestId, el, reconcile } from "./dom.js";
+import { clamp, duration, level as levelFor, percent } from "./figures.js";
 
 const url = new URLSearchParams(window.location.search);
 const target = clamp(Number(url.get("target") ?? 80), 1, 100);
@@ -18,13 +19,11 @@ const STATES = [
   ["paused", "Paused"],
 ];
 
-function clamp(value, low, high) {
-  return Number.isFinite(value) ? Math.min(high, Math.max(low, value)) : low;
+function level(rate) {
+  return levelFor(rate, target);
 }
 
-function byId(id) {
-  return document.querySelector(`[data-testid="${id}"]`);
-}
+const byId = byTestId;
 
 function query() {
   const params = new URLSearchParams();
@@ -33,24 +32,6 @@ function query() {
   if (url.get("sl")) params.set("service_level_seconds", url.get("sl"));
   if (url.get("short")) params.set("short_abandon_seconds", url.get("short"));
   return params;
-}
-
-function percent(rate) {
-  return rate === null || rate === undefined ? "–" : `${Math.round(rate * 100)}%`;
-}
-
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  const minutes = Math.floor(seconds / 60);
-  const rest = String(seconds % 60).padStart(2, "0");
-  return minutes >= 60 ? `${Math.floor(minutes / 60)}:${String(minutes % 60).padStart(2, "0")}:${rest}` : `${minutes}:${rest}`;
-}
-
-function level(rate) {
-  if (rate === null || rate === undefined) return "none";
-  const shown = rate * 100;
-  if (shown >= target) return "good";
-  return shown >= target - 10 ? "warn" : "bad";
 }
 
 function queueName(queue) {
