@@ -39,9 +39,12 @@ from sqlalchemy.exc import DBAPIError
 
 from cdrlog.core.exports import csv_chunks
 from cdrlog.core.hours import BusinessHours
+from cdrlog.core.missed import MissedFilter
 from cdrlog.core.report import CdrFilter, Cursor, GroupBy, Sort, StatsTerms
 from cdrlog.sim.bulk import load
+from cdrlog.store.agents import time_report
 from cdrlog.store.database import make_engine, upgrade
+from cdrlog.store.missed import missed_page
 from cdrlog.store.reader import EXPORT_BATCH, Reader
 from cdrlog.store.tables import call_event, cdr, metadata
 
@@ -109,6 +112,10 @@ MEASURES = (
         "< 1 s",
         lambda s: s < 1,
     ),
+    Measure("agents", "agent report: 30 days, every agent", "< 1 s", lambda s: s < 1),
+    Measure("missed", "missed calls: 30 days, unresolved, first page", "< 1 s", lambda s: s < 1),
+    Measure("now_team", "floor now (/now): 1 team", "< 50 ms", lambda s: s < 0.05),
+    Measure("now_all", "floor now (/now): every team", "< 50 ms", lambda s: s < 0.05),
     Measure("export", "CSV export: 30 days", ">= 100,000 rows/s", lambda r: r >= 100_000),
     Measure("memory", "export memory: 30 days (7 days)", "flat", None),
 )
@@ -128,6 +135,7 @@ class Window:
     week: CdrFilter
     first: CdrFilter
     deep: CdrFilter
+    month_range: tuple[datetime, datetime]
 
     @classmethod
     def of(cls, engine: Engine) -> Window:
@@ -140,6 +148,7 @@ class Window:
             week=CdrFilter(start_from=week, start_to=until),
             first=CdrFilter(start_from=month, teams=(TEAM,), agentno=AGENT),
             deep=CdrFilter(teams=(TEAM,)),
+            month_range=(month, until),
         )
 
 
@@ -317,6 +326,13 @@ def measure_reader(reader: Reader, window: Window, options: argparse.Namespace) 
         asked = partial(reader.stats, window.month, job.group_by, ZoneInfo(job.zone), job.terms())
         results[job.key] = timed(job.key, asked, runs)
 
+    since, until = window.month_range
+    report = partial(time_report, reader.engine, None, None, since, until, datetime.now(UTC))
+    results["agents"] = timed("agents", report, runs)
+    unresolved = MissedFilter(start_from=since, start_to=until, unresolved=True)
+    missed = partial(missed_page, reader, unresolved, None, PAGE_SIZE)
+    results["missed"] = timed("missed", missed, runs)
+
     def export(wanted: CdrFilter) -> int:
         chunks = csv_chunks(reader.batches(wanted, Sort.NEWEST), UTC_ZONE)
         return sum(chunk.count("\n") for chunk in chunks) - 1
@@ -488,6 +504,13 @@ def time_http(server: Server, window: Window, options: argparse.Namespace) -> Re
     for job in STATS_JOBS:
         asked = params_of(window.month) | job.params()
         results[job.key] = timed(job.key, partial(get, server, "/api/v1/stats", asked), runs)
+    month = params_of(window.month)
+    results["agents"] = timed("agents", partial(get, server, "/api/v1/agents/report", month), runs)
+    missed = month | {"unresolved": "true", "limit": str(PAGE_SIZE)}
+    results["missed"] = timed("missed", partial(get, server, "/api/v1/missed", missed), runs)
+    team = {"team": TEAM}
+    results["now_team"] = timed("now_team", partial(get, server, "/api/v1/now", team), runs)
+    results["now_all"] = timed("now_all", partial(get, server, "/api/v1/now", {}), runs)
     month_export = partial(http_export, server, window.month)
     results["export"] = export_speed(month_export, options.export_runs, partial(cpu_of, server.pid))
     return results

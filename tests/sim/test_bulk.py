@@ -23,7 +23,7 @@ from cdrlog.cli.bulk import bulk_load
 from cdrlog.cli.main import cli
 from cdrlog.core.accepted import Accepted
 from cdrlog.core.cdr import fold_call
-from cdrlog.core.events import CallEvent, fingerprint, parse_event
+from cdrlog.core.events import AgentEvent, CallEvent, fingerprint, parse_event
 from cdrlog.service.ingest import Ingestor
 from cdrlog.sim.bulk import LoadSummary, calls_of, load
 from cdrlog.sim.bulk_plan import plan, slots
@@ -77,21 +77,27 @@ def test_loads_exactly_n_calls_each_once(engine: Engine, loaded: LoadSummary) ->
         first = connection.execute(select(func.min(cdr.c.starttime))).scalar_one()
     assert len(set(calls)) == CDRS
     assert first >= END - timedelta(days=3)
-    # Every event of every call journaled once (the agents' events of no call are not
-    # loaded): five to fifteen per call in asterCC's shape.
+    # Every event of every call journaled once, and the agent events riding with them:
+    # five to fifteen per call in asterCC's shape.
     work = plan(
         CDRS, seed=7, start=END - timedelta(days=3), days=3, teams=TEAMS, agents=AGENTS, size=64
     )
-    events = [len(call.events) for batch in work for call in calls_of(batch)]
+    made = [call for batch in work for call in calls_of(batch)]
+    events = [len(call.events) for call in made]
     assert len(events) == CDRS
-    assert loaded.events == sum(events)
+    riders = sum(len(call.agent_events) for call in made)
+    assert riders > 0
+    assert loaded.events == sum(events) + riders
+    with engine.connect() as connection:
+        agent_rows = select(func.count()).where(call_event.c.sessionid.is_(None))
+        assert connection.execute(agent_rows).scalar_one() == riders
     assert 5 <= min(events) <= max(events) <= 15
 
 
 def test_each_cdr_is_the_fold_of_its_journal(engine: Engine, loaded: LoadSummary) -> None:
     journal: defaultdict[tuple[str, str], list[CallEvent]] = defaultdict(list)
     with engine.connect() as connection:
-        for row in connection.execute(select(call_event)):
+        for row in connection.execute(select(call_event).where(call_event.c.sessionid.isnot(None))):
             journal[row.orgidentity, row.sessionid].append(call_event_from_row(row))
         phones = {(r.orgidentity, r.agentno): r.phone for r in connection.execute(select(agent))}
         stored = [cdr_from_row(row) for row in connection.execute(select(cdr))]
@@ -116,7 +122,7 @@ def test_rows_are_those_the_receiver_stores(tmp_path: Path) -> None:
             fields = json.loads(row.fields)
             # asterCC's events name no team: the push URL of the row's team does.
             event = parse_event(fields, url_team=row.orgidentity, pbx_timezone=ZoneInfo("UTC"))
-            assert isinstance(event, CallEvent)
+            assert isinstance(event, CallEvent | AgentEvent)
             ingestor.ingest(Accepted(event, fields, fingerprint(event.team, fields)))
     assert cdr_table(replayed) == cdr_table(bulk)
     assert journal(replayed) == journal(bulk)

@@ -67,7 +67,8 @@ def test_call_events_carry_what_the_manual_shows_and_never_the_team() -> None:
 
 
 def test_agent_events_name_an_agent_and_no_call() -> None:
-    calls = calls_for(2)
+    # A quarter of the agents leave at closing time: three runs make one leave surely.
+    calls = [call for seed in (2, 3, 4) for call in calls_for(seed)]
     for call in calls:
         for event in call.agent_events:
             assert set(event) >= AGENT_FIELDS, event
@@ -75,7 +76,8 @@ def test_agent_events_name_an_agent_and_no_call() -> None:
             assert event["event"] in {*STATE_AFTER, *MODES}
             assert ("agentphone" in event) == (event["event"] == "login")
     kinds = Counter(e["event"] for c in calls for e in c.agent_events)
-    assert set(kinds) >= {"login", "hangupacw", "acwstop", "paused", "nopaused", "logoff"}
+    assert set(kinds) >= {"login", "hangupacw", "acwstop", "paused", "nopaused"}
+    assert set(kinds) & {"logoff", "logout"}, "someone leaves at closing time"
     assert set(kinds) & MODES
 
 

@@ -35,7 +35,7 @@ from rich.progress import (
 from sqlalchemy import Connection, Engine
 
 from cdrlog.core.accepted import Accepted
-from cdrlog.core.events import CallEvent, fingerprint, parse_event
+from cdrlog.core.events import AgentEvent, CallEvent, Event, fingerprint, parse_event
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Disposition, Status
 from cdrlog.sim.bulk_plan import Batch, plan
@@ -159,6 +159,7 @@ def rows_of(work: Batch) -> Rows:
         created = min(row["received_at"] for row in journal)
         updated = max(row["received_at"] for row in journal)
         rows.events.extend(journal)
+        rows.events.extend(agent_journal_rows(call))
         key = {"orgidentity": call.expected.team, "sessionid": call.expected.diallogid}
         rows.sessions.append(key | {"created_at": created, "version": READ_BACK})
         rows.records.append(cdr_row(call, created, updated))
@@ -173,15 +174,22 @@ def analyze(engine: Engine) -> None:
 def journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:
     """The call's events as the receiver journals them, each received a moment (under
     two seconds, fixed by its fingerprint) after it happened."""
-    rows = []
-    for fields in call.events:
-        event = parse_event(fields, url_team=call.agent.team, pbx_timezone=_UTC_ZONE)
-        if not isinstance(event, CallEvent):
-            raise ValueError(f"the generator made an event the receiver refuses: {fields}")
-        key = fingerprint(event.team, fields)
-        received = event.event_time + timedelta(milliseconds=int(key[:4], 16) % 2000)
-        rows.append(journal_row(Accepted(event, fields, key), received))
-    return rows
+    return [_journaled(fields, call.team, CallEvent) for fields in call.events]
+
+
+def agent_journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:
+    """The agent events (logins, pauses, wrap-up) riding with the call, journaled the
+    same way: they give the agent report and the floor their agents' states."""
+    return [_journaled(fields, call.team, AgentEvent) for fields in call.agent_events]
+
+
+def _journaled(fields: dict[str, str], team: str, kind: type[Event]) -> dict[str, Any]:
+    event = parse_event(fields, url_team=team, pbx_timezone=_UTC_ZONE)
+    if not isinstance(event, kind):
+        raise ValueError(f"the generator made an event the receiver refuses: {fields}")
+    key = fingerprint(event.team, fields)
+    received = event.event_time + timedelta(milliseconds=int(key[:4], 16) % 2000)
+    return journal_row(Accepted(event, fields, key), received)
 
 
 def cdr_row(call: GeneratedCall, created: datetime, updated: datetime) -> dict[str, Any]:

@@ -71,10 +71,13 @@ class Call:
     joined: str | None = None
     holds: list[tuple[datetime, datetime | None]] = field(default_factory=list)
     released: dict[Agent, datetime] = field(default_factory=dict)
+    # A customer whose earlier call went unanswered: called back, or calling again.
+    returning: str | None = None
 
     def __post_init__(self) -> None:
         self.calltype, self.outcome = self.scenario.split("-", 1)
-        self.customer = customer_number(self.rng)
+        drawn = customer_number(self.rng)
+        self.customer = self.returning or drawn
         self.common = self._common_fields()
         self.leg_base = 10 * self.rng.randrange(10_000)
 

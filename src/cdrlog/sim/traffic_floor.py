@@ -55,6 +55,16 @@ class _Floor:
     desks: dict[Agent, _Desk]
     ledger: Ledger = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+    # Per team, the numbers of callers nobody answered, not yet called back or back.
+    unanswered: dict[str, list[str]] = field(default_factory=dict)
+
+    def returning(self, team: str) -> str | None:
+        """Now and then an unanswered caller comes back: the team calls the number
+        back, or the caller tries again (the missed-calls report follows both)."""
+        waiting = self.unanswered.get(team)
+        if waiting and self.rng.random() < 0.5:
+            return waiting.pop(0)
+        return None
 
     def agent_event(
         self, riders: _Riders, agent: Agent, event: str, at: datetime, *, phone: bool = False
@@ -128,11 +138,14 @@ def _one_call(floor: _Floor, team: list[Agent], scenario: str, arrival: datetime
         team_id=first.team.removeprefix("team"),
         group=first.group,
         now=at,
+        returning=floor.returning(first.team),
     )
     if dialout:
         play_dialout(call, first)
     else:
         play_dialin(call, queue)
+        if call.answer is None:
+            floor.unanswered.setdefault(first.team, []).append(call.customer)
     handler = call.answering.agent if call.answering and call.answering.agent else first
     expected = call.expected(handler.team, handler)
     played = GeneratedCall(
