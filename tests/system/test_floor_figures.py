@@ -41,7 +41,7 @@ STATE_AFTER = {
     "hangupacw": "after_call_work",
     "acwstop": "available",
 }
-TERMS = (
+TERMS: tuple[dict[str, str], ...] = (
     {},
     {"service_level_seconds": "10", "short_abandon_seconds": "3"},
     {"business_hours": "08:00-20:00", "business_days": "mon-fri"},
@@ -139,7 +139,8 @@ def check_missed(client: httpx.Client, rows: list[dict[str, Any]]) -> None:
 def _abandoned(row: dict[str, Any]) -> bool:
     if row["calltype"] != "dialin" or row["status"] == "open" or row["answertime"]:
         return False
-    return row["endtime"] - row["starttime"] >= timedelta(seconds=5)
+    wait: timedelta = row["endtime"] - row["starttime"]
+    return wait >= timedelta(seconds=5)
 
 
 def check_agent_report(
