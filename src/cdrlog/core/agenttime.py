@@ -10,7 +10,7 @@ one it is logged out. Paused and wrap-up time count inside logged-in time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -71,11 +71,17 @@ def time_in_states(events: Iterable[AgentEvent], start: datetime, until: datetim
             since = event.event_time
         state = STATE_AFTER[event.event]
     spent[state] += until - since
+    return time_of(spent)
+
+
+def time_of(spent: Mapping[AgentState, timedelta]) -> AgentTime:
+    """The figures of exact time spent per state: logged-in time is every state's but
+    logged-out's; each is rounded once, at the end."""
     logged_in = sum((t for s, t in spent.items() if s is not AgentState.LOGGED_OUT), timedelta())
     return AgentTime(
         logged_in=whole_seconds(logged_in),
-        paused=whole_seconds(spent[AgentState.PAUSED]),
-        after_call_work=whole_seconds(spent[AgentState.AFTER_CALL_WORK]),
+        paused=whole_seconds(spent.get(AgentState.PAUSED, timedelta())),
+        after_call_work=whole_seconds(spent.get(AgentState.AFTER_CALL_WORK, timedelta())),
     )
 
 

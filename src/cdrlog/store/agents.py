@@ -11,27 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, case, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, case, func, select
 
 from cdrlog.core.agentstate import (
     STATE_AFTER,
+    AgentState,
     Presence,
     agent_order,
     fold_agent,
     settled,
     with_calls,
 )
-from cdrlog.core.agenttime import AgentFigures, time_in_states
+from cdrlog.core.agenttime import AgentFigures, AgentTime, time_of
 from cdrlog.core.events import AgentEvent
 from cdrlog.core.rules import Disposition
 from cdrlog.store.database import read_only
+from cdrlog.store.queries import epoch_micros
 from cdrlog.store.tables import agent, call_event, cdr
 
 # Newest state events read per agent at first; doubled while they do not settle it.
 FIRST_READ = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +173,147 @@ def time_report(
             # An agent named by a CDR but never registered still handled those calls.
             for key in calls.keys() - registered.keys():
                 registered[key] = None
-        found = []
-        for (team, agentno), agent_group in sorted(registered.items()):
-            events = _state_events_for_range(reading, team, agentno, start, until)
-            talk, answered = calls.get((team, agentno), (0, 0))
-            figures = AgentFigures(time_in_states(events, start, until), talk, answered)
-            found.append(AgentReport(team, agentno, agent_group, figures))
+        spent = _time_in_states(reading, teams, queue, start, until) if until > start else {}
+    found = []
+    for (team, agentno), agent_group in sorted(registered.items()):
+        talk, answered = calls.get((team, agentno), (0, 0))
+        figures = AgentFigures(spent.get((team, agentno), AgentTime()), talk, answered)
+        found.append(AgentReport(team, agentno, agent_group, figures))
     return found
+
+
+def _time_in_states(
+    connection: Connection,
+    teams: Sequence[str] | None,
+    queue: str | None,
+    start: datetime,
+    until: datetime,
+) -> dict[tuple[str, str], AgentTime]:
+    """`agenttime.time_in_states` of every registered agent, summed by the database:
+    each state event in [start, until) holds until the agent's next one (`LEAD` in the
+    order of `agentstate.agent_order`; events of one time follow each other in no
+    time, so only which comes last matters, and that is decided by time, eventid and
+    event name, as in Python), the last one until `until`. Before the first, the agent
+    is in the state its newest events before `start` left it in. Two queries, whatever
+    the number of agents: no event row leaves the database."""
+    carried = {
+        key: fold_agent(events).state
+        for key, events in _newest_before(connection, teams, queue, start).items()
+    }
+    start_us, until_us = _micros(start), _micros(until)
+    at = epoch_micros(call_event.c.event_time)
+    following = func.lead(at).over(
+        partition_by=(agent.c.orgidentity, agent.c.agentno),
+        order_by=(
+            call_event.c.event_time,
+            call_event.c.eventid.is_(None),
+            call_event.c.eventid,
+            call_event.c.event,
+        ),
+    )
+    held = (
+        select(
+            agent.c.orgidentity.label("team"),
+            agent.c.agentno.label("agentno"),
+            call_event.c.event.label("event"),
+            at.label("at"),
+            following.label("next"),
+        )
+        .select_from(
+            agent.join(
+                call_event,
+                and_(
+                    *_state_events_of_agent(call_event),
+                    call_event.c.event_time >= start,
+                    call_event.c.event_time < until,
+                ),
+            )
+        )
+        .where(*_agents_wanted(teams, queue))
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            held.c.team,
+            held.c.agentno,
+            held.c.event,
+            func.sum(func.coalesce(held.c.next, until_us) - held.c.at),
+            func.min(held.c.at),
+        ).group_by(held.c.team, held.c.agentno, held.c.event)
+    )
+    spent: dict[tuple[str, str], dict[AgentState, timedelta]] = {}
+    first: dict[tuple[str, str], int] = {}
+    for team, agentno, event, micros, earliest in rows:
+        states = spent.setdefault((team, agentno), {})
+        state = STATE_AFTER[event]
+        states[state] = states.get(state, timedelta()) + timedelta(microseconds=int(micros))
+        first[(team, agentno)] = min(first.get((team, agentno), until_us), int(earliest))
+    for key in spent.keys() | carried.keys():
+        states = spent.setdefault(key, {})
+        before = carried.get(key, AgentState.LOGGED_OUT)
+        lead_in = timedelta(microseconds=first.get(key, until_us) - start_us)
+        states[before] = states.get(before, timedelta()) + lead_in
+    return {key: time_of(states) for key, states in spent.items()}
+
+
+def _newest_before(
+    connection: Connection, teams: Sequence[str] | None, queue: str | None, start: datetime
+) -> dict[tuple[str, str], list[AgentEvent]]:
+    """Per agent, its state events at the newest time before `start` (all of them: at
+    one time the order, not the reading, decides): one seek per agent, in one query."""
+    older = call_event.alias("older")
+    newest = (
+        select(func.max(older.c.event_time))
+        .where(*_state_events_of_agent(older), older.c.event_time < start)
+        .correlate(agent)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        select(
+            agent.c.orgidentity,
+            agent.c.agentno,
+            call_event.c.event,
+            call_event.c.event_time,
+            call_event.c.eventid,
+            call_event.c.agentphone,
+            call_event.c.agent_group,
+        )
+        .select_from(
+            agent.join(
+                call_event,
+                and_(*_state_events_of_agent(call_event), call_event.c.event_time == newest),
+            )
+        )
+        .where(*_agents_wanted(teams, queue))
+    )
+    found: dict[tuple[str, str], list[AgentEvent]] = {}
+    for row in rows:
+        team, agentno = row.orgidentity, row.agentno
+        found.setdefault((team, agentno), []).append(_state_event(team, agentno, row))
+    return found
+
+
+def _state_events_of_agent(events: Any) -> list[ColumnElement[bool]]:
+    """The state events of the `agent` row in the query: a range of the session index."""
+    return [
+        events.c.orgidentity == agent.c.orgidentity,
+        events.c.sessionid.is_(None),
+        events.c.agentno == agent.c.agentno,
+        events.c.event.in_(sorted(STATE_AFTER)),
+    ]
+
+
+def _agents_wanted(teams: Sequence[str] | None, queue: str | None) -> list[ColumnElement[bool]]:
+    wanted: list[ColumnElement[bool]] = []
+    if teams is not None:
+        wanted.append(agent.c.orgidentity.in_(sorted(set(teams))))
+    if queue is not None:
+        wanted.append(agent.c.agent_group == queue)
+    return wanted
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _registered(
@@ -188,39 +325,6 @@ def _registered(
     if queue is not None:
         query = query.where(agent.c.agent_group == queue)
     return {(row.orgidentity, row.agentno): row.agent_group for row in connection.execute(query)}
-
-
-def _state_events_for_range(
-    connection: Connection, team: str, agentno: str, start: datetime, until: datetime
-) -> list[AgentEvent]:
-    """The agent's state events in [start, until), and those at the newest time before
-    `start` (all of them: at one time the order, not the reading, decides). Each read is
-    a seek on `ix_call_event_session`."""
-    if until <= start:
-        return []
-    of_agent = (
-        call_event.c.orgidentity == team,
-        call_event.c.sessionid.is_(None),
-        call_event.c.agentno == agentno,
-        call_event.c.event.in_(sorted(STATE_AFTER)),
-    )
-    before = connection.execute(
-        select(func.max(call_event.c.event_time)).where(*of_agent, call_event.c.event_time < start)
-    ).scalar_one_or_none()
-    rows = connection.execute(
-        select(
-            call_event.c.event,
-            call_event.c.event_time,
-            call_event.c.eventid,
-            call_event.c.agentphone,
-            call_event.c.agent_group,
-        ).where(
-            *of_agent,
-            call_event.c.event_time >= (start if before is None else before),
-            call_event.c.event_time < until,
-        )
-    )
-    return [_state_event(team, agentno, row) for row in rows]
 
 
 def _handled_calls(
@@ -247,7 +351,7 @@ def _handled_calls(
     }
 
 
-def _state_event(team: str, agentno: str, row: Row[Any, Any, Any, Any, Any]) -> AgentEvent:
+def _state_event(team: str, agentno: str, row: Row[*tuple[Any, ...]]) -> AgentEvent:
     """An agent's state event as its journal row holds it."""
     return AgentEvent(
         team=team,

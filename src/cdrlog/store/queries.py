@@ -72,6 +72,38 @@ def _epoch_postgresql(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) 
     return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
+class epoch_micros(FunctionElement[int]):
+    """UTC epoch microseconds of a naive-UTC datetime column, exactly: sums of spans
+    between stored times are then those Python's timedelta gives."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_micros, "sqlite")
+def _micros_sqlite(element: epoch_micros, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff'; a value without its fraction casts '' to 0.
+    column = compiler.process(element.clauses, **kw)
+    return (
+        f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000"
+        f" + CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
+
+
+@compiles(epoch_micros, "mysql")
+@compiles(epoch_micros, "mariadb")
+def _micros_mysql(element: epoch_micros, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {column})"
+
+
+@compiles(epoch_micros, "postgresql")
+def _micros_postgresql(element: epoch_micros, compiler: SQLCompiler, **kw: Any) -> str:
+    # EXTRACT gives an exact numeric (PostgreSQL 14 on), so no float rounds it.
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"
+
+
 class int_div(FunctionElement[int]):
     """Integer division of two non-negative integers."""
 
