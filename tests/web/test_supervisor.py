@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -86,3 +87,23 @@ def save(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = page.screenshot(path=ARTIFACTS / name, full_page=True)
     assert len(shot) > 20_000, f"{name} is nearly blank"
+
+
+def test_the_url_chooses_the_terms_the_api_is_asked_for(
+    browser: Browser, server: str, problems: list[str]
+) -> None:
+    asked: list[str] = []
+    url = f"{server}/supervisor?team=team1&tz=UTC&sl=10&hours=08:00-20:00&days=mon-fri"
+    page = pages.opened(browser, url, DESKTOP, problems, on_request=asked.append)
+    expect(by_id(page, "sv-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    terms = {
+        "team": ["team1"],
+        "service_level_seconds": ["10"],
+        "business_hours": ["08:00-20:00"],
+        "business_days": ["mon-fri"],
+    }
+    for path in ("/api/v1/now", "/api/v1/stats"):
+        polled = [parse_qs(urlsplit(u).query) for u in asked if urlsplit(u).path == path]
+        assert polled, path
+        assert all(terms.items() <= query.items() for query in polled), (path, polled)
+    page.context.close()

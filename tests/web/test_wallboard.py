@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -95,4 +96,25 @@ def test_the_wallboard_fits_a_phone(browser: Browser, server: str, problems: lis
     wide = page.evaluate("() => document.documentElement.scrollWidth")
     assert wide <= PHONE["width"], f"the page is {wide}px wide on a {PHONE['width']}px phone"
     screenshot(page, "wallboard-phone.png")
+    page.context.close()
+
+
+def test_the_url_chooses_the_terms_the_api_is_asked_for(
+    browser: Browser, server: str, problems: list[str]
+) -> None:
+    asked: list[str] = []
+    terms = "sl=10&short=3&hours=08:00-20:00&days=mon-fri"
+    page = pages.opened(
+        browser, f"{server}/wallboard?team=team1&{terms}", TV, problems, on_request=asked.append
+    )
+    expect(by_id(page, "wb-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    polled = [parse_qs(urlsplit(u).query) for u in asked if "/api/v1/now" in u]
+    assert polled
+    assert polled[0] == {
+        "team": ["team1"],
+        "service_level_seconds": ["10"],
+        "short_abandon_seconds": ["3"],
+        "business_hours": ["08:00-20:00"],
+        "business_days": ["mon-fri"],
+    }
     page.context.close()

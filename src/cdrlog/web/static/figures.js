@@ -25,3 +25,10 @@ export function level(rate, target) {
   if (shown >= target) return "good";
   return shown >= target - 10 ? "warn" : "bad";
 }
+
+// The page's own URL names the business hours as `hours` and `days` (as the CLI's
+// --business-hours and --business-days); the API takes them under their full names.
+export function forwardBusinessHours(pageUrl, params) {
+  if (pageUrl.get("hours")) params.set("business_hours", pageUrl.get("hours"));
+  if (pageUrl.get("days")) params.set("business_days", pageUrl.get("days"));
+}

@@ -5,7 +5,13 @@
 // wallboard: ?team=T&tz=Area/City&sl=20&target=80.
 
 import { byTestId, el, reconcile } from "./dom.js";
-import { clamp, duration as seconds, level as levelFor, percent } from "./figures.js";
+import {
+  clamp,
+  forwardBusinessHours,
+  duration as seconds,
+  level as levelFor,
+  percent,
+} from "./figures.js";
 
 const url = new URLSearchParams(window.location.search);
 const zone = url.get("tz") || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -34,6 +40,7 @@ function params(extra = {}) {
   const found = new URLSearchParams({ tz: zone });
   if (url.get("team")) found.set("team", url.get("team"));
   if (url.get("sl")) found.set("service_level_seconds", url.get("sl"));
+  forwardBusinessHours(url, found);
   for (const [name, value] of Object.entries(extra)) found.set(name, value);
   return found;
 }

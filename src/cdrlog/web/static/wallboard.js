@@ -4,10 +4,11 @@
 // Everything is chosen by the URL, so a screen is set up once and left alone:
 //   /wallboard?team=T&queue=100&queue=200&tz=Area/City&sl=20&target=80&refresh=5
 // `sl` is the service-level threshold in seconds, `target` the share (in %) that colours
-// the service level green at or above it, amber within 10 points below, red under that.
+// the service level green at or above it, amber within 10 points below, red under that;
+// `hours=08:00-20:00&days=mon-fri` count only calls that started in business hours.
 
 import { byTestId, el, reconcile } from "./dom.js";
-import { clamp, duration, level as levelFor, percent } from "./figures.js";
+import { clamp, duration, forwardBusinessHours, level as levelFor, percent } from "./figures.js";
 
 const url = new URLSearchParams(window.location.search);
 const target = clamp(Number(url.get("target") ?? 80), 1, 100);
@@ -31,6 +32,7 @@ function query() {
   for (const queue of url.getAll("queue")) params.append("queue", queue);
   if (url.get("sl")) params.set("service_level_seconds", url.get("sl"));
   if (url.get("short")) params.set("short_abandon_seconds", url.get("short"));
+  forwardBusinessHours(url, params);
   return params;
 }
 
