@@ -10,6 +10,7 @@ without a password (its cdrlog tables are dropped and made again).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +171,24 @@ def _backends() -> str:
         else:
             shown.append(f"{name} skipped ({variable} is not set and no local server answered)")
     return "; ".join(shown)
+
+
+LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The RabbitMQ broker for the AMQP publisher's tests: CDRLOG_TEST_AMQP_URL, else one on
+    this machine that lets RabbitMQ's default guest in, when it answers."""
+    url = os.environ.get("CDRLOG_TEST_AMQP_URL")
+    if url:
+        return url
+    try:
+        # A broker that is not there refuses at once; one second covers a busy machine.
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            pass
+    except OSError as error:
+        skip_unless_optional(
+            f"CDRLOG_TEST_AMQP_URL is not set and no broker answers on 127.0.0.1:5672: {error}"
+        )
+    return LOCAL_AMQP_URL

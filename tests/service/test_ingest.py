@@ -53,7 +53,7 @@ def expected_outbound(sessionid: str) -> dict[str, Any]:
 
 def cdrs(engine: Engine) -> dict[str, dict[str, Any]]:
     """Every CDR by diallogid, with the columns a fold determines."""
-    columns = [c for c in cdr.c if c.name not in ("id", "created_at", "updated_at")]
+    columns = [c for c in cdr.c if c.name not in ("id", "created_at", "updated_at", "version")]
     with engine.connect() as connection:
         rows = connection.execute(select(*columns))
         return {row.diallogid: dict(row._mapping) for row in rows}

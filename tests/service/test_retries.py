@@ -46,7 +46,9 @@ ANSWERED = {
 
 def stored_cdr(engine: Engine, sessionid: str) -> dict[str, Any] | None:
     """The call's CDR in the columns a fold determines, or None."""
-    columns = [c for c in cdr.c if c.name not in ("id", "diallogid", "created_at", "updated_at")]
+    columns = [
+        c for c in cdr.c if c.name not in ("id", "diallogid", "created_at", "updated_at", "version")
+    ]
     with engine.connect() as connection:
         row = connection.execute(select(*columns).where(cdr.c.diallogid == sessionid)).first()
     return None if row is None else dict(row._mapping)

@@ -27,6 +27,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 # The table's own columns: its row id first, when the row was written last.
 ROW_ID = ["id"]
 ROW_TIMES = ["created_at", "updated_at"]
+# Which state of the CDR the row holds (`hooks` deliver it with the row).
+ROW_VERSION = ["version"]
 
 
 def documented_columns() -> list[str]:
@@ -57,7 +59,7 @@ def column_types() -> dict[str, Any]:
 
 def test_the_exports_show_the_documented_columns_in_order() -> None:
     assert documented_columns() == list(CDR_COLUMNS)
-    assert list(CDR_COLUMNS) == [*ROW_ID, *RECORD_COLUMNS, *ROW_TIMES]
+    assert list(CDR_COLUMNS) == [*ROW_ID, *RECORD_COLUMNS, *ROW_TIMES, *ROW_VERSION]
 
 
 def test_a_record_is_named_as_its_fields_but_for_the_team() -> None:
@@ -68,13 +70,18 @@ def test_a_record_is_named_as_its_fields_but_for_the_team() -> None:
 
 
 def test_the_table_holds_a_records_columns_between_its_own() -> None:
-    assert [column.name for column in cdr.columns] == [*ROW_ID, *RECORD_COLUMNS, *ROW_TIMES]
+    assert [column.name for column in cdr.columns] == [
+        *ROW_ID,
+        *RECORD_COLUMNS,
+        *ROW_TIMES,
+        *ROW_VERSION,
+    ]
 
 
 def test_a_column_may_be_null_exactly_where_its_field_may_be_none() -> None:
     for column, annotation in column_types().items():
         assert cdr.c[column].nullable == optional(annotation), column
-    for column in ROW_ID + ROW_TIMES:
+    for column in ROW_ID + ROW_TIMES + ROW_VERSION:
         assert not cdr.c[column].nullable, column
 
 
@@ -89,7 +96,7 @@ def test_the_exports_format_times_and_numbers_as_the_record_types_them() -> None
     times = {column for column, kind in typed.items() if kind is datetime}
     numbers = {column for column, kind in typed.items() if kind is int}
     assert times | set(ROW_TIMES) == TIME_COLUMNS
-    assert numbers | set(ROW_ID) == NUMBER_COLUMNS
+    assert numbers | set(ROW_ID) | set(ROW_VERSION) == NUMBER_COLUMNS
 
 
 def test_the_simulators_expected_cdr_has_the_records_fields_in_order() -> None:

@@ -175,7 +175,7 @@ def fresh_install(engine: Engine) -> None:
 
 def contents(engine: Engine) -> tuple[dict[str, Any], list[Any], int]:
     """The CDRs by call (what a fold determines), the agents, the open dead letters."""
-    columns = [c for c in cdr.c if c.name not in ("id", "created_at", "updated_at")]
+    columns = [c for c in cdr.c if c.name not in ("id", "created_at", "updated_at", "version")]
     with engine.connect() as connection:
         rows = {r.diallogid: dict(r._mapping) for r in connection.execute(select(*columns))}
         open_letters = connection.execute(

@@ -19,6 +19,7 @@ COMMANDS = {
     "export": Lazy(
         "cdrlog.cli.read:export", "Write the CDRs matching filters as CSV or JSON lines."
     ),
+    "hooks": Lazy("cdrlog.cli.hooks:hooks", "Send CDR changes on: signed webhooks or RabbitMQ."),
     "missed": Lazy(
         "cdrlog.cli.missed:missed", "Abandoned inbound calls: called back, got through?"
     ),

@@ -24,9 +24,9 @@ from cdrlog.core.record import RECORD_COLUMNS
 from cdrlog.core.report import offset_spans
 
 # A record's columns inside the table's own: its row id first, when it was written last.
-CDR_COLUMNS = ("id", *RECORD_COLUMNS, "created_at", "updated_at")
+CDR_COLUMNS = ("id", *RECORD_COLUMNS, "created_at", "updated_at", "version")
 TIME_COLUMNS = frozenset({"starttime", "answertime", "endtime", "created_at", "updated_at"})
-NUMBER_COLUMNS = frozenset({"id", "duration", "billsec", "hold_seconds"})
+NUMBER_COLUMNS = frozenset({"id", "duration", "billsec", "hold_seconds", "version"})
 # The rest is text from the sender (or from a rule table, which costs nothing to check):
 # the only columns a formula could arrive in.
 TEXT_COLUMNS = frozenset(CDR_COLUMNS) - TIME_COLUMNS - NUMBER_COLUMNS

@@ -25,15 +25,18 @@ from sqlalchemy import Connection, Engine
 from cdrlog.core.accepted import Accepted, Outcome
 from cdrlog.core.cdr import CallReading, affects_cdr, cdr_of, read_call
 from cdrlog.core.events import CallEvent, Event
+from cdrlog.core.hooks import change_kind
 from cdrlog.core.record import Cdr
 from cdrlog.service import metrics
 from cdrlog.service.callcache import DEFAULT_CAPACITY, CallCache, CallState, new_version
 from cdrlog.service.clock import Clock, utc_now
+from cdrlog.service.hookwatch import HookWatch
 from cdrlog.store import deadletters
 from cdrlog.store.database import in_transaction
 from cdrlog.store.deadletters import DeadLetter
 from cdrlog.store.hotpath import NEW, HotPath
 from cdrlog.store.journal import CallKey, CallLockMissing, Journal, journal_row
+from cdrlog.store.outbox import announce_cdrs
 from cdrlog.store.registry import AgentFact
 from cdrlog.store.tables import cdr_from_row, cdr_values
 
@@ -69,8 +72,10 @@ class Ingestor:
         clock: Clock = utc_now,
         max_call_length: timedelta = DEFAULT_MAX_CALL_LENGTH,
         cache: CallCache | None = None,
+        hooks: HookWatch | None = None,
     ) -> None:
         self.engine = engine
+        self.hooks = hooks
         self.clock = clock
         self.max_call_length = max_call_length
         self.journal = Journal(engine)
@@ -84,6 +89,7 @@ class Ingestor:
     def ingest_many(self, batch: Sequence[Accepted]) -> list[Outcome]:
         """Store a batch in one transaction; one outcome per event, in order."""
         calls = sorted({key for a in batch if (key := call_of(a.event)) is not None})
+        self.look_for_hooks()
 
         def work(connection: Connection) -> tuple[Ingested, Refolded]:
             return self._ingest(connection, batch, calls)
@@ -100,6 +106,7 @@ class Ingestor:
         ordered = sorted(set(calls))
         if not ordered:
             return
+        self.look_for_hooks()
 
         def work(connection: Connection) -> tuple[None, Refolded]:
             now = self.clock()
@@ -148,6 +155,7 @@ class Ingestor:
                 updates.append(cdr_values(record) | {"row_id": old.id, "updated_at": now})
         self.journal.write_cdrs(connection, inserts, updates)
         self.hot.stamp(connection, calls, new_version())
+        self._announce(connection, changes, now)
         return Refolded(changes)
 
     def stamp(self, connection: Connection, calls: Sequence[CallKey]) -> None:
@@ -275,7 +283,34 @@ class Ingestor:
             changes.append((key, state.cdr, record))
             rows.append(cdr_values(record) | {"created_at": now, "updated_at": now})
         self.hot.write_cdrs(connection, rows)
+        self._announce(connection, changes, now)
         return Refolded(changes), records
+
+    def look_for_hooks(self) -> None:
+        """Bring what is known of the hooks up to date (at most every few seconds);
+        before a transaction, never in one: it reads on a connection of its own."""
+        if self.hooks is not None:
+            self.hooks.subscriptions()
+
+    def _announce(
+        self,
+        connection: Connection,
+        changes: Sequence[tuple[CallKey, Cdr | None, Cdr]],
+        now: datetime,
+    ) -> None:
+        """Write these CDR changes to the outbox, in their transaction, for the teams
+        some hook takes."""
+        if self.hooks is None or not changes:
+            return
+        announce_cdrs(
+            connection,
+            [
+                (team, session, change_kind(before, after).value)
+                for (team, session), before, after in changes
+                if self.hooks.wants(team)
+            ],
+            now,
+        )
 
     def _locked(
         self, calls: Sequence[CallKey], work: Callable[[Connection], tuple[R, Refolded]]

@@ -134,3 +134,31 @@ def team_label(team: str | None) -> str:
         return "(other)"
     _team_labels.add(team)
     return team
+
+
+HOOK_DELIVERIES = Counter(
+    "cdrlog_hook_deliveries",
+    "Hook deliveries by outcome: delivered, retry (failed, tried again later), failed "
+    "(given up on, kept), skipped (nothing newer or nothing the hook takes)",
+    ["hook", "outcome"],
+)
+HOOK_BACKLOG = Gauge(
+    "cdrlog_hook_backlog",
+    "Deliveries waiting to be sent, per hook",
+    ["hook"],
+    multiprocess_mode="max",
+)
+HOOK_FAILED = Gauge(
+    "cdrlog_hook_failed", "Deliveries given up on, per hook", ["hook"], multiprocess_mode="max"
+)
+HOOK_OLDEST_SECONDS = Gauge(
+    "cdrlog_hook_oldest_pending_seconds",
+    "Age of the oldest change not yet delivered, per hook",
+    ["hook"],
+    multiprocess_mode="max",
+)
+OUTBOX_WAITING = Gauge(
+    "cdrlog_outbox_waiting",
+    "Changes announced in the outbox, not yet handed to the hooks",
+    multiprocess_mode="max",
+)

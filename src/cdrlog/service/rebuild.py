@@ -82,6 +82,7 @@ def rebuild(
         if not page:
             break
         after = page[-1][0]
+        ingestor.look_for_hooks()
         work = partial(
             _rebuild_calls,
             ingestor=ingestor,

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from cdrlog.service.batcher import Batcher
 from cdrlog.service.callcache import CallCache
 from cdrlog.service.clock import Clock, utc_now
+from cdrlog.service.hookwatch import HookWatch
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.intake import Intake
 from cdrlog.service.pushwatch import PushWatch
@@ -36,6 +37,7 @@ class Services:
     tokens: TokenStore
     pushes: PushWatch
     spool: Spool
+    hooks: HookWatch
     batcher: Batcher | None = field(default=None)
     retention: Retention | None = field(default=None)
 
@@ -69,11 +71,13 @@ def build_services(
 ) -> Services:
     """The services for `settings`; the engine is made from them unless one is given."""
     engine = engine if engine is not None else make_engine(settings.database_url)
+    watch = HookWatch(engine)
     ingestor = Ingestor(
         engine,
         clock,
         timedelta(minutes=settings.max_call_minutes),
         cache=CallCache(settings.call_cache),
+        hooks=watch,
     )
     return Services(
         settings=settings,
@@ -85,4 +89,5 @@ def build_services(
         tokens=TokenStore(engine, clock, settings.token_cache_seconds),
         pushes=PushWatch(engine, clock),
         spool=Spool(settings.spool_dir),
+        hooks=watch,
     )

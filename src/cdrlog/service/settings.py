@@ -161,6 +161,21 @@ class Settings(BaseSettings):
         description="Delete calls (CDRs and their events) and dead letters older than this "
         "many days, once an hour; unset keeps everything.",
     )
+    hook_retry_hours: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a hook's delivery is tried again (exponential backoff with "
+        "jitter) before it is marked failed; `cdrlog hooks replay` sends it again.",
+    )
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="A hook's delivery that takes longer has failed."
+    )
+    allow_private_targets: bool = Field(
+        False,
+        description="Let hooks send to loopback, link-local and private addresses (a "
+        "receiver on this machine or this network); refused by default.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -179,13 +179,14 @@ class HotPath:
         marks = ", ".join([self.mark] * len(columns))
         insert = f"INSERT INTO cdr ({', '.join(columns)}) VALUES ({marks})"
         changed = [c for c in columns if c not in _CALL]
+        # A new row's version is the column's default, 1; each change adds one.
         if self.dialect in ("mysql", "mariadb"):
             # pymysql sends the rows of this form as one multi-row statement.
             return f"{insert} ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{c} = VALUES({c})" for c in changed
+                [f"{c} = VALUES({c})" for c in changed] + ["version = version + 1"]
             )
         return f"{insert} ON CONFLICT (orgidentity, diallogid) DO UPDATE SET " + ", ".join(
-            f"{c} = excluded.{c}" for c in changed
+            [f"{c} = excluded.{c}" for c in changed] + ["version = cdr.version + 1"]
         )
 
 

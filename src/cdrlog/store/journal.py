@@ -227,6 +227,7 @@ class Journal:
             connection.execute(cdr.insert(), list(inserts))
         if updates:
             columns: dict[str, Any] = {n: bindparam(n) for n in updates[0] if n != "row_id"}
+            columns["version"] = cdr.c.version + 1
             statement = update(cdr).where(cdr.c.id == bindparam("row_id")).values(columns)
             connection.execute(statement, list(updates))
 

@@ -95,6 +95,8 @@ cdr = Table(
     Column("transferred_to", String(64)),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # 1 when written first, one more with every change: (CDR, version) names one state.
+    Column("version", BigInteger, nullable=False, server_default=text("1")),
     UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
     # Paging walks (starttime, id); statistics read the rest without touching the rows.
     Index(
@@ -218,6 +220,70 @@ push_auth = Table(
     Column("changed_at", UtcDateTime()),
     Column("tokenless_pushes", BigInteger, nullable=False, default=0),
     Column("last_tokenless_at", UtcDateTime()),
+    **TABLE_OPTIONS,
+)
+
+
+# What changed, written by the transaction that changed it (a CDR's new version, an
+# alert raised or cleared), until the dispatcher hands it to each subscription's
+# deliveries. Written only while a subscription could want it (`service.hooks`).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    # A CDR's sessionid; an alert's own key.
+    Column("subject", String(160), nullable=False),
+    Column("cdr_id", BigInteger),
+    Column("version", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    # What is sent, for what has no row to read it from (alerts); NULL for CDRs.
+    Column("payload", LongText),
+    Column("created_at", UtcDateTime(), nullable=False),
+    # Never an id again after a delete: ids order what was announced.
+    sqlite_autoincrement=True,
+    **TABLE_OPTIONS,
+)
+
+# Subscriptions: a target (http(s):// or amqp(s)://...?exchange=X), the kinds wanted
+# (comma list) and the Standard Webhooks secret; a removed one is kept, marked.
+hook = Table(
+    "hook",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64)),  # NULL: every team's
+    Column("target", String(1024), nullable=False),
+    Column("kinds", String(255), nullable=False),
+    Column("secret", String(255), nullable=False),
+    Column("note", String(255)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("removed_at", UtcDateTime()),
+    **TABLE_OPTIONS,
+)
+
+# One row per (subscription, subject): the newest version announced and the newest
+# delivered. A version announced while an older one waits supersedes it.
+hook_delivery = Table(
+    "hook_delivery",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("hook_id", BigInteger, nullable=False),
+    Column("orgidentity", String(64), nullable=False),
+    Column("subject", String(160), nullable=False),
+    Column("cdr_id", BigInteger),
+    Column("version", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", LongText),
+    Column("sent_version", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # pending, done, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("pending_since", UtcDateTime()),
+    Column("last_error", String(512)),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("hook_id", "orgidentity", "subject", name="uq_hook_delivery"),
+    Index("ix_hook_delivery_due", "hook_id", "state", "next_at"),
     **TABLE_OPTIONS,
 )
 

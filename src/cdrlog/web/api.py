@@ -23,6 +23,7 @@ from cdrlog.core.exports import Batch, capped, csv_chunks, jsonl_chunks, shown
 from cdrlog.core.report import MAX_ID, CdrFilter, Cursor, GroupBy, NumberMatch, Sort
 from cdrlog.core.rules import Disposition, Status
 from cdrlog.web import schemas
+from cdrlog.web.cdrview import cdr_detail
 from cdrlog.web.params import (
     SHORT_PAGES,
     ReaderDep,
@@ -145,8 +146,7 @@ def get_cdr(
     found = reader.cdr(cdr_id, scope.teams)
     if found is None:
         raise HTTPException(404, "no such CDR")
-    events = [schemas.EventOut(**shown(e, zone)) for e in found.pop("events")]
-    return schemas.CdrDetail(**shown(found, zone), events=events)
+    return cdr_detail(found, zone)
 
 
 @router.get(

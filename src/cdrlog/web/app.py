@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,12 +21,14 @@ from cdrlog import __version__
 from cdrlog.service import metrics
 from cdrlog.service.batcher import Batcher
 from cdrlog.service.clock import Clock, utc_now
+from cdrlog.service.dispatcher import Dispatcher
 from cdrlog.service.ingest import Ingestor
 from cdrlog.service.services import build_services
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import SpoolUnavailable
 from cdrlog.web import agentreport, api, dashboard, docs, missed, now, operators, push, signin
 from cdrlog.web.auth import metrics_reader
+from cdrlog.web.cdrview import renderer
 from cdrlog.web.limits import Buckets, Guard
 from cdrlog.web.pushpath import PushFirst
 from cdrlog.web.redaction import RedactTokens
@@ -46,6 +49,16 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         # Read the tokens now, so a database lost before the first push finds them known.
         with suppress(OperationalError, InterfaceError):
             await asyncio.to_thread(wired.tokens.known)
+        dispatcher = Dispatcher(
+            wired.engine,
+            wired.hooks,
+            renderer(wired.reader, settings.display_zone),
+            wired.clock,
+            retry_for=timedelta(hours=settings.hook_retry_hours),
+            timeout=settings.hook_timeout_seconds,
+            allow_private=settings.allow_private_targets,
+        )
+        dispatcher.start()
         tasks = [
             asyncio.create_task(_close_stale_calls(wired.ingestor, settings.timeout_check_seconds)),
             asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),
@@ -56,6 +69,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         yield
         for task in tasks:
             task.cancel()
+        await asyncio.to_thread(dispatcher.close)
         # Requests in flight have been answered by now; store what is still queued.
         wired.close()
 

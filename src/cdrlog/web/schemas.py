@@ -52,6 +52,9 @@ class CdrOut(BaseModel):
     )
     created_at: str = Field(description=f"when cdrlog wrote the row; {TIME}")
     updated_at: str = Field(description=f"when cdrlog last changed the row; {TIME}")
+    version: int = Field(
+        description="1 when first written, one more with every change (hooks send it too)"
+    )
 
 
 class CdrPage(BaseModel):

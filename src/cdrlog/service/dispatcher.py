@@ -1,0 +1,233 @@
+"""The dispatcher: hands the outbox on to each hook's deliveries and sends them.
+
+It runs in a thread of its own with its own event loop, so that neither a slow receiver
+nor a slow database holds up ingest. Each hook has its own task and its own sender: a
+dead receiver delays nobody else's deliveries. A hook's deliveries are claimed for a
+lease (several dispatchers, in several processes, share the work and never send one
+delivery at once), sent a few at a time, and each ends delivered, retried later with
+exponential backoff and jitter, or, after `retry_for`, failed and kept.
+
+A CDR's delivery sends the CDR as it is when sent: its version is read with it, so a
+version superseded before it went out is skipped and the newest goes instead, and a
+delivery never sends an older version after a newer one (`sent_version`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from cdrlog.core.hooks import Subscription, cdr_kind, retry_delay, webhook_id
+from cdrlog.service import metrics
+from cdrlog.service.clock import Clock
+from cdrlog.service.hookwatch import HookWatch
+from cdrlog.service.senders import Message, Sender, SendFailed, body_of, sender_for
+from cdrlog.store import hooks, outbox
+from cdrlog.store.hooks import Delivery
+
+log = logging.getLogger("cdrlog.hooks")
+
+HAND_ON_BATCH = 500
+CLAIM_BATCH = 64
+IN_FLIGHT = 8  # per hook
+POLL_SECONDS = 0.25
+FIGURES_EVERY = 5.0
+PRUNE_AFTER = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A CDR as the API shows it, with its version and status read in the same row."""
+
+    version: int
+    status: str
+    data: Any
+
+
+# A CDR's id to its current state (None: gone); the web layer supplies it, so that a
+# hook receives exactly what `GET /api/v1/cdrs/{id}` shows.
+Renderer = Callable[[int], Rendered | None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        watch: HookWatch,
+        render: Renderer,
+        clock: Clock,
+        *,
+        retry_for: timedelta,
+        timeout: float,
+        allow_private: bool,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self.engine = engine
+        self.watch = watch
+        self.render = render
+        self.clock = clock
+        self.retry_for = retry_for
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self.poll = poll
+        # Leases outlast any one send, so a live dispatcher never loses what it holds.
+        self.lease = timedelta(seconds=timeout * 3 + 5)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="cdrlog-hooks", daemon=True)
+        self._thread.start()
+
+    def close(self, wait: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(wait)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        tasks: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
+        figures_at = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stop.is_set():
+                try:
+                    subscriptions = await asyncio.to_thread(self.watch.subscriptions)
+                    self._follow(subscriptions, tasks)
+                    # Without hooks nothing is announced (`HookWatch`): nothing to do.
+                    moved = 0
+                    if subscriptions:
+                        moved = await asyncio.to_thread(
+                            outbox.hand_on, self.engine, subscriptions, self.clock(), HAND_ON_BATCH
+                        )
+                    if subscriptions and loop.time() - figures_at >= FIGURES_EVERY:
+                        figures_at = loop.time()
+                        await asyncio.to_thread(self._figures, subscriptions)
+                except Exception:  # the database away: try again, never stop serving
+                    log.exception("hooks: handing on the outbox failed")
+                    moved = 0
+                if moved < HAND_ON_BATCH:
+                    await asyncio.sleep(self.poll)
+        finally:
+            for _, task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*(task for _, task in tasks.values()), return_exceptions=True)
+
+    def _follow(
+        self,
+        subscriptions: tuple[Subscription, ...],
+        tasks: dict[int, tuple[Subscription, asyncio.Task[None]]],
+    ) -> None:
+        """One task per hook: started for a new one, cancelled for one removed."""
+        current = {hook.id: hook for hook in subscriptions}
+        for hook_id in list(tasks):
+            if hook_id not in current:
+                tasks.pop(hook_id)[1].cancel()
+        for hook_id, hook in current.items():
+            if hook_id not in tasks:
+                tasks[hook_id] = (hook, asyncio.create_task(self._serve(hook)))
+
+    async def _serve(self, hook: Subscription) -> None:
+        secret = await asyncio.to_thread(hooks.secret_of, self.engine, hook.id)
+        sender = sender_for(hook.target, secret or "", self.timeout, self.allow_private)
+        slots = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(delivery: Delivery) -> None:
+            async with slots:
+                await self._deliver(hook, sender, secret or "", delivery)
+
+        try:
+            while not self._stop.is_set():
+                try:
+                    due = await asyncio.to_thread(
+                        hooks.claim, self.engine, hook.id, self.clock(), self.lease, CLAIM_BATCH
+                    )
+                    if due:
+                        await asyncio.gather(*(one(delivery) for delivery in due))
+                except Exception:
+                    log.exception("hooks: serving hook %s failed", hook.id)
+                    due = []
+                if len(due) < CLAIM_BATCH:
+                    await asyncio.sleep(self.poll)
+        finally:
+            await sender.close()
+
+    async def _deliver(
+        self, hook: Subscription, sender: Sender, secret: str, delivery: Delivery
+    ) -> None:
+        label = str(hook.id)
+        message = await asyncio.to_thread(self._message, hook, delivery)
+        if message is None:  # nothing newer to send, or nothing this hook takes
+            await asyncio.to_thread(
+                hooks.delivered, self.engine, delivery.id, delivery.version, self.clock()
+            )
+            metrics.HOOK_DELIVERIES.labels(label, "skipped").inc()
+            return
+        version, sending = message
+        moment = self.clock()
+        try:
+            await sender.send(sending, moment)
+        except SendFailed as failure:
+            await asyncio.to_thread(self._failed, hook, delivery, str(failure))
+            return
+        await asyncio.to_thread(hooks.delivered, self.engine, delivery.id, version, self.clock())
+        metrics.HOOK_DELIVERIES.labels(label, "delivered").inc()
+
+    def _message(self, hook: Subscription, delivery: Delivery) -> tuple[int, Message] | None:
+        """What to send for this delivery now, and its version; None if nothing."""
+        moment = self.clock()
+        if delivery.cdr_id is None:
+            version, kind, data = delivery.version, delivery.kind, delivery.payload
+            body = body_of(kind, version, moment, None if data is None else json.loads(data))
+        else:
+            rendered = self.render(delivery.cdr_id)
+            if rendered is None or rendered.version <= delivery.sent_version:
+                return None
+            version = rendered.version
+            kind = cdr_kind(version, rendered.status)
+            if not hook.wants(delivery.team, kind):
+                return None
+            body = body_of(kind, version, moment, rendered.data)
+        message = Message(
+            webhook_id(delivery.team, delivery.subject, version), kind, delivery.team, body
+        )
+        return version, message
+
+    def _failed(self, hook: Subscription, delivery: Delivery, error: str) -> None:
+        now = self.clock()
+        since = delivery.pending_since or now
+        attempts = delivery.attempts + 1
+        if now - since >= self.retry_for:
+            hooks.retry_later(self.engine, delivery.id, error, now, None)
+            metrics.HOOK_DELIVERIES.labels(str(hook.id), "failed").inc()
+            log.warning("hooks: gave up on %s for hook %s: %s", delivery.subject, hook.id, error)
+            return
+        wait = timedelta(seconds=retry_delay(attempts, random.random()))
+        hooks.retry_later(self.engine, delivery.id, error, now, now + wait)
+        metrics.HOOK_DELIVERIES.labels(str(hook.id), "retry").inc()
+
+    def _figures(self, subscriptions: tuple[Subscription, ...]) -> None:
+        now = self.clock()
+        metrics.OUTBOX_WAITING.set(outbox.waiting(self.engine))
+        found = {row.hook_id: row for row in hooks.backlog(self.engine)}
+        for hook in subscriptions:
+            row = found.get(hook.id)
+            label = str(hook.id)
+            metrics.HOOK_BACKLOG.labels(label).set(row.pending if row else 0)
+            metrics.HOOK_FAILED.labels(label).set(row.failed if row else 0)
+            oldest = row.oldest_pending if row else None
+            metrics.HOOK_OLDEST_SECONDS.labels(label).set(
+                0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+            )
+        hooks.prune(self.engine, now - PRUNE_AFTER)

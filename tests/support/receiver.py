@@ -1,0 +1,84 @@
+"""A webhook receiver for tests: a real HTTP server on loopback that verifies each
+delivery's Standard Webhooks signature (with the `standardwebhooks` package's verifier)
+and keeps what arrived, or answers 503 while told to be down."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def message(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.body)
+        return found
+
+
+@dataclass
+class Receiver:
+    url: str
+    secret: str = ""
+    down: bool = False
+    received: list[Received] = field(default_factory=list)
+    refused: int = 0
+    bad_signatures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def messages(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r.message for r in self.received]
+
+
+@contextmanager
+def receiving(secret: str = "") -> Iterator[Receiver]:
+    """A receiver on a free loopback port; `secret` may be set once known."""
+    holder: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            receiver = holder[0]
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            if receiver.down:
+                with receiver.lock:
+                    receiver.refused += 1
+                self.send_response(503)
+                self.end_headers()
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                Webhook(receiver.secret).verify(body, headers)
+            except Exception:
+                with receiver.lock:
+                    receiver.bad_signatures += 1
+                self.send_response(401)
+                self.end_headers()
+                return
+            with receiver.lock:
+                receiver.received.append(Received(headers, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder.append(Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", secret))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield holder[0]
+    finally:
+        server.shutdown()
+        server.server_close()
