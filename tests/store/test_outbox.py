@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -197,7 +198,7 @@ def test_dispatchers_share_the_outbox_and_the_deliveries(clean: Engine) -> None:
     if clean.dialect.name == "sqlite":
         pytest.skip("one writer at a time: SQLite has no concurrent dispatchers")
     rng = random.Random(5)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "orgidentity": TEAM,
             "subject": f"s{rng.randrange(40)}",
