@@ -35,6 +35,11 @@ class Receiver:
     refused: int = 0
     bad_signatures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Cleared: every request waits until it is set again (a receiver that hangs).
+    open: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.open.set()
 
     def messages(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -50,6 +55,7 @@ def receiving(secret: str = "") -> Iterator[Receiver]:
         def do_POST(self) -> None:
             receiver = holder[0]
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            receiver.open.wait()
             if receiver.down:
                 with receiver.lock:
                     receiver.refused += 1

@@ -89,9 +89,9 @@ FIRST_RETRY_SECONDS = 5.0
 LONGEST_RETRY_SECONDS = 3600.0
 
 
-def retry_delay(attempts: int, draw: float) -> float:
+def retry_delay(attempts: int, draw: float, first: float = FIRST_RETRY_SECONDS) -> float:
     """Seconds before try `attempts + 1`, after `attempts` failures (>= 1): exponential,
     with "full jitter" (`draw` in [0, 1) picks a point in the upper half of the step) so
     that a receiver back after an outage is not met by every delivery at once."""
-    step = min(LONGEST_RETRY_SECONDS, FIRST_RETRY_SECONDS * float(2 ** min(attempts - 1, 30)))
+    step = min(LONGEST_RETRY_SECONDS, first * float(2 ** min(attempts - 1, 30)))
     return step / 2 + step / 2 * draw

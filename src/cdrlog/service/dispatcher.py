@@ -26,7 +26,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from cdrlog.core.hooks import Subscription, cdr_kind, retry_delay, webhook_id
+from cdrlog.core.hooks import (
+    FIRST_RETRY_SECONDS,
+    Subscription,
+    cdr_kind,
+    retry_delay,
+    webhook_id,
+)
 from cdrlog.service import metrics
 from cdrlog.service.clock import Clock
 from cdrlog.service.hookwatch import HookWatch
@@ -70,6 +76,7 @@ class Dispatcher:
         timeout: float,
         allow_private: bool,
         poll: float = POLL_SECONDS,
+        first_retry: float = FIRST_RETRY_SECONDS,
     ) -> None:
         self.engine = engine
         self.watch = watch
@@ -79,6 +86,7 @@ class Dispatcher:
         self.timeout = timeout
         self.allow_private = allow_private
         self.poll = poll
+        self.first_retry = first_retry
         # Leases outlast any one send, so a live dispatcher never loses what it holds.
         self.lease = timedelta(seconds=timeout * 3 + 5)
         self._stop = threading.Event()
@@ -213,7 +221,7 @@ class Dispatcher:
             metrics.HOOK_DELIVERIES.labels(str(hook.id), "failed").inc()
             log.warning("hooks: gave up on %s for hook %s: %s", delivery.subject, hook.id, error)
             return
-        wait = timedelta(seconds=retry_delay(attempts, random.random()))
+        wait = timedelta(seconds=retry_delay(attempts, random.random(), self.first_retry))
         hooks.retry_later(self.engine, delivery.id, error, now, now + wait)
         metrics.HOOK_DELIVERIES.labels(str(hook.id), "retry").inc()
 
