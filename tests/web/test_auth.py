@@ -391,6 +391,8 @@ def endpoints(world: World) -> list[Endpoint]:
         ),
         Endpoint("read", "GET", f"/api/v1/cdrs/{cdr_id}"),
         Endpoint("admin", "POST", f"/api/v1/rejected/{letter_id}/retry"),
+        Endpoint("admin", "GET", "/api/v1/hooks"),
+        Endpoint("admin", "GET", "/api/v1/hooks/failed"),
         Endpoint("metrics", "GET", "/metrics"),
     ]
 

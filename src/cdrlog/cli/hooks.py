@@ -80,11 +80,13 @@ def hooks_add(
     finally:
         engine.dispose()
     hook = made.subscription
+    # The words on stderr, the secret alone on stdout: `$(cdrlog hooks add ...)` keeps it.
     click.echo(
         f"hook {hook.id}: {shown(hook.target)} for {hook.team or 'every team'}, "
-        f"kinds {', '.join(hook.kinds)}"
+        f"kinds {', '.join(hook.kinds)}",
+        err=True,
     )
-    click.echo("its secret (shown only now; receivers verify signatures with it):")
+    click.echo("its secret, shown only now (receivers verify signatures with it):", err=True)
     click.echo(made.secret)
 
 

@@ -64,12 +64,12 @@ def subscribe(
     note: str | None,
     allow_private: bool,
 ) -> Subscribed:
+    chosen = check_secret(secret) if secret else new_secret()
     try:
         check_target(target)
         resolve_and_check(target, allow_private)
     except (ValueError, TargetRefused) as error:
         raise HookRefused(str(error)) from None
-    chosen = check_secret(secret) if secret else new_secret()
     made = hooks.add(engine, team, target, kinds, chosen, clock(), note)
     return Subscribed(made, chosen)
 

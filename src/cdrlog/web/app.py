@@ -26,7 +26,18 @@ from cdrlog.service.ingest import Ingestor
 from cdrlog.service.services import build_services
 from cdrlog.service.settings import Settings
 from cdrlog.service.spool import SpoolUnavailable
-from cdrlog.web import agentreport, api, dashboard, docs, missed, now, operators, push, signin
+from cdrlog.web import (
+    agentreport,
+    api,
+    dashboard,
+    docs,
+    hooks,
+    missed,
+    now,
+    operators,
+    push,
+    signin,
+)
 from cdrlog.web.auth import metrics_reader
 from cdrlog.web.cdrview import renderer
 from cdrlog.web.limits import Buckets, Guard
@@ -100,6 +111,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.include_router(operators.router)
     app.include_router(agentreport.router)
     app.include_router(now.router)
+    app.include_router(hooks.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
     app.include_router(signin.router)
