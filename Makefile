@@ -53,10 +53,12 @@ check: lint test
 # cdrlog_perf_seed) and times `cdrlog replay` of 1,000,000 events (about 15 minutes in
 # all); `make bench BENCH_ARGS='--seconds 5 --replay-events 100000'` is a quick one.
 BENCH_ARGS ?=
+BENCH_HOOKS_ARGS ?=
 
 bench: install-test system-tools
 	@scripts/ensure-bench-tools
 	$(BIN)/python scripts/bench_push.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_hooks.py $(BENCH_HOOKS_ARGS)
 
 bench-read: install-test
 	$(BIN)/python scripts/bench_read.py

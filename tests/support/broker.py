@@ -4,6 +4,7 @@ every message's Standard Webhooks signature verified as a webhook's would be."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ class Broker:
     exchange: str
     secret: str = ""
     queue: str = field(init=False)
+    taken: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.queue = f"{self.exchange}-queue"
@@ -41,13 +43,27 @@ class Broker:
 
         asyncio.run(run())
 
-    def drain(self) -> list[dict[str, Any]]:
-        """Every message on the queue (verified, persistent), then the queue and the
-        exchange deleted."""
+    def count(self) -> int:
+        """Messages on the queue now (0 while the broker cannot be reached)."""
 
-        async def run() -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = []
-            connection = await aio_pika.connect(self.url)
+        async def run() -> int:
+            connection = await aio_pika.connect(self.url, timeout=5)
+            async with connection:
+                channel = await connection.channel()
+                queue = await channel.declare_queue(self.queue, passive=True)
+                return int(queue.declaration_result.message_count or 0)
+
+        try:
+            return asyncio.run(run())
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError):
+            return 0
+
+    def take(self) -> list[dict[str, Any]]:
+        """Every message taken off the queue so far (each verified and persistent),
+        after taking what is there now (nothing while the broker cannot be reached)."""
+
+        async def run() -> None:
+            connection = await aio_pika.connect(self.url, timeout=5)
             async with connection:
                 channel = await connection.channel()
                 queue = await channel.get_queue(self.queue)
@@ -56,10 +72,21 @@ class Broker:
                     Webhook(self.secret).verify(message.body, headers)
                     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
                     assert message.message_id == headers["webhook-id"]
-                    found.append(json.loads(message.body))
+                    self.taken.append(json.loads(message.body))
                     await message.ack()
-                await queue.delete(if_unused=False, if_empty=False)
-                await channel.exchange_delete(self.exchange)
-            return found
 
-        return asyncio.run(run())
+        with contextlib.suppress(TimeoutError, OSError, aio_pika.exceptions.AMQPError):
+            asyncio.run(run())
+        return self.taken
+
+    def remove(self) -> None:
+        """Delete the queue and the exchange."""
+
+        async def run() -> None:
+            connection = await aio_pika.connect(self.url)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(self.queue)
+                await channel.exchange_delete(self.exchange)
+
+        asyncio.run(run())

@@ -68,6 +68,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    extra: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
@@ -81,6 +82,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         command = [sys.executable, "-m", "cdrlog", "serve", "--db", self.database_url]
         command += ["--host", HOST, "--port", str(self.port), "--spool-dir", str(self.spool)]
+        command += self.extra
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CDRLOG_")}
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,9 +35,11 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     bad_signatures: int = 0
+    cut_off: int = 0  # bodies shorter than announced: the sender died mid-request
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Cleared: every request waits until it is set again (a receiver that hangs).
     open: threading.Event = field(default_factory=threading.Event)
+    delay: float = 0.0  # seconds each answer takes (deliveries stay in flight that long)
 
     def __post_init__(self) -> None:
         self.open.set()
@@ -54,8 +57,14 @@ def receiving(secret: str = "") -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             receiver = holder[0]
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            length = int(self.headers.get("content-length", "0"))
+            body = self.rfile.read(length)
+            if len(body) < length:
+                with receiver.lock:
+                    receiver.cut_off += 1
+                return
             receiver.open.wait()
+            time.sleep(receiver.delay)
             if receiver.down:
                 with receiver.lock:
                     receiver.refused += 1

@@ -64,8 +64,11 @@ def test_receivers_get_every_closed_cdr_as_the_api_shows_it(
                 assert len(shown) == CALLS
                 final = {cdr_id: cdr["version"] for cdr_id, cdr in shown.items()}
                 _wait_for(lambda: _newest(closed) == final and _newest(every) == final)
-                # A broker confirm ended each message's delivery: they are on the queue.
-                queued = broker.drain()
+                try:
+                    _wait_for(lambda: _versions(_newest_of(broker.take())) == final)
+                finally:
+                    broker.remove()
+                queued = broker.taken
 
     by_broker = _newest_of(queued)
     assert {cdr_id: m["version"] for cdr_id, m in by_broker.items()} == final
@@ -118,6 +121,10 @@ def _newest_of(messages: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         if cdr_id not in newest or message["version"] > newest[cdr_id]["version"]:
             newest[cdr_id] = message
     return newest
+
+
+def _versions(newest: dict[int, dict[str, Any]]) -> dict[int, int]:
+    return {cdr_id: message["version"] for cdr_id, message in newest.items()}
 
 
 def _newest(receiver: Receiver) -> dict[int, int]:

@@ -87,8 +87,10 @@ class Dispatcher:
         self.allow_private = allow_private
         self.poll = poll
         self.first_retry = first_retry
-        # Leases outlast any one send, so a live dispatcher never loses what it holds.
-        self.lease = timedelta(seconds=timeout * 3 + 5)
+        # A lease outlasts a whole claimed batch (its acks are written together at its
+        # end): a live dispatcher never loses what it holds, so no other sends a newer
+        # version of a CDR while an older one of it is still on its way.
+        self.lease = timedelta(seconds=timeout * (CLAIM_BATCH // IN_FLIGHT + 1) + 10)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -151,9 +153,9 @@ class Dispatcher:
         sender = sender_for(hook.target, secret or "", self.timeout, self.allow_private)
         slots = asyncio.Semaphore(IN_FLIGHT)
 
-        async def one(delivery: Delivery) -> None:
+        async def one(delivery: Delivery) -> tuple[int, int] | None:
             async with slots:
-                await self._deliver(hook, sender, secret or "", delivery)
+                return await self._deliver(hook, sender, delivery)
 
         try:
             while not self._stop.is_set():
@@ -162,7 +164,12 @@ class Dispatcher:
                         hooks.claim, self.engine, hook.id, self.clock(), self.lease, CLAIM_BATCH
                     )
                     if due:
-                        await asyncio.gather(*(one(delivery) for delivery in due))
+                        ended = await asyncio.gather(*(one(delivery) for delivery in due))
+                        # What ended is written in one transaction, not one per delivery.
+                        acks = [ack for ack in ended if ack is not None]
+                        await asyncio.to_thread(
+                            hooks.delivered_many, self.engine, acks, self.clock()
+                        )
                 except Exception:
                     log.exception("hooks: serving hook %s failed", hook.id)
                     due = []
@@ -172,25 +179,23 @@ class Dispatcher:
             await sender.close()
 
     async def _deliver(
-        self, hook: Subscription, sender: Sender, secret: str, delivery: Delivery
-    ) -> None:
+        self, hook: Subscription, sender: Sender, delivery: Delivery
+    ) -> tuple[int, int] | None:
+        """Send one delivery; the (delivery id, version) that ended it, None if it
+        failed (written already, with its next try)."""
         label = str(hook.id)
         message = await asyncio.to_thread(self._message, hook, delivery)
         if message is None:  # nothing newer to send, or nothing this hook takes
-            await asyncio.to_thread(
-                hooks.delivered, self.engine, delivery.id, delivery.version, self.clock()
-            )
             metrics.HOOK_DELIVERIES.labels(label, "skipped").inc()
-            return
+            return delivery.id, delivery.version
         version, sending = message
-        moment = self.clock()
         try:
-            await sender.send(sending, moment)
+            await sender.send(sending, self.clock())
         except SendFailed as failure:
             await asyncio.to_thread(self._failed, hook, delivery, str(failure))
-            return
-        await asyncio.to_thread(hooks.delivered, self.engine, delivery.id, version, self.clock())
+            return None
         metrics.HOOK_DELIVERIES.labels(label, "delivered").inc()
+        return delivery.id, version
 
     def _message(self, hook: Subscription, delivery: Delivery) -> tuple[int, Message] | None:
         """What to send for this delivery now, and its version; None if nothing."""

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -171,13 +173,21 @@ def claim(
 def delivered(engine: Engine, delivery_id: int, version: int, now: datetime) -> None:
     """`version` reached the hook (or needs not reach it): done, unless a newer one has
     been announced since, which is then due at once."""
+    delivered_many(engine, [(delivery_id, version)], now)
+
+
+def delivered_many(engine: Engine, acks: Sequence[tuple[int, int]], now: datetime) -> None:
+    """`delivered` for each (delivery id, version), in one transaction."""
+    if not acks:
+        return
+    version = bindparam("acked", type_=BigInteger())
     sent = case(
         (hook_delivery.c.sent_version < version, version), else_=hook_delivery.c.sent_version
     )
     newer = hook_delivery.c.version > version
     statement = (
         update(hook_delivery)
-        .where(hook_delivery.c.id == delivery_id)
+        .where(hook_delivery.c.id == bindparam("row_id"))
         .values(
             sent_version=sent,
             state=case((newer, PENDING), else_=DONE),
@@ -189,7 +199,8 @@ def delivered(engine: Engine, delivery_id: int, version: int, now: datetime) -> 
             updated_at=now,
         )
     )
-    in_transaction(engine, lambda connection: connection.execute(statement))
+    rows = [{"row_id": delivery_id, "acked": acked} for delivery_id, acked in acks]
+    in_transaction(engine, lambda connection: connection.execute(statement, rows))
 
 
 def retry_later(
