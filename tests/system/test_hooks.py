@@ -5,6 +5,7 @@ CDR exactly as the API shows it, signed, each version of a CDR in order."""
 from __future__ import annotations
 
 import random
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -69,6 +70,13 @@ def test_receivers_get_every_closed_cdr_as_the_api_shows_it(
                 finally:
                     broker.remove()
                 queued = broker.taken
+                figures = client.get("/metrics").text
+    delivered = re.findall(
+        r'^cdrlog_hook_deliveries_total\{hook="\d+",outcome="delivered"\} (\S+)$', figures, re.M
+    )
+    assert len(delivered) == 3
+    assert sum(map(float, delivered)) >= 3 * len(final)
+    assert re.search(r'^cdrlog_hook_backlog\{hook="\d+"\} ', figures, re.M)
 
     by_broker = _newest_of(queued)
     assert {cdr_id: m["version"] for cdr_id, m in by_broker.items()} == final
