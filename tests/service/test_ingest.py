@@ -300,7 +300,9 @@ def test_newest_login_wins_even_after_a_repeated_login(ingestor: Ingestor, engin
 
 
 @given(order=st.permutations(range(8)), size=st.integers(1, 8))
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_registry_batches_hold_what_one_by_one_holds(
     engine: Engine, order: list[int], size: int
 ) -> None:
