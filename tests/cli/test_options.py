@@ -50,6 +50,9 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "max_batch": ("64", 64),
     "call_cache": ("0", 0),
     "retain_days": ("30", 30),
+    "hook_retry_hours": ("2.5", 2.5),
+    "hook_timeout_seconds": ("3", 3.0),
+    "allow_private_targets": ("true", True),
 }
 # A list travels in the environment as JSON, the one form `Settings` reads it in.
 IN_ENVIRONMENT = {"allowed_hosts": '["cdr.example.com"]'}
