@@ -24,12 +24,15 @@ HookId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 class HookIn(BaseModel):
     target: str = Field(
+        max_length=1024,
         description="http(s):// URL (a signed POST per change) or "
-        "amqp(s)://USER:PASS@HOST/VHOST?exchange=NAME (a persistent message per change)"
+        "amqp(s)://USER:PASS@HOST/VHOST?exchange=NAME (a persistent message per change)",
     )
-    team: str | None = Field(None, description="only this team's changes; null: every team's")
-    kinds: list[Kind] = Field(default_factory=lambda: [Kind.CDR_CLOSED])
-    secret: str | None = Field(None, description="whsec_...; made when not given")
+    team: str | None = Field(
+        None, max_length=64, description="only this team's changes; null: every team's"
+    )
+    kinds: list[Kind] = Field(default_factory=lambda: [Kind.CDR_CLOSED], max_length=8)
+    secret: str | None = Field(None, max_length=255, description="whsec_...; made when not given")
     note: str | None = Field(None, max_length=255)
 
 
@@ -68,8 +71,12 @@ class FailedList(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    ids: list[int] = Field(default_factory=list, description="these deliveries")
-    hook: int | None = Field(None, description="every failed delivery of this hook")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=10_000, description="these deliveries"
+    )
+    hook: int | None = Field(
+        None, ge=1, le=MAX_ID, description="every failed delivery of this hook"
+    )
     all: bool = Field(False, description="every failed delivery")
 
 
