@@ -107,7 +107,7 @@ class Dispatcher:
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        tasks: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
+        tasks: dict[int, asyncio.Task[None]] = {}
         figures_at = 0.0
         loop = asyncio.get_running_loop()
         try:
@@ -130,23 +130,24 @@ class Dispatcher:
                 if moved < HAND_ON_BATCH:
                     await asyncio.sleep(self.poll)
         finally:
-            for _, task in tasks.values():
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*(task for _, task in tasks.values()), return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     def _follow(
         self,
         subscriptions: tuple[Subscription, ...],
-        tasks: dict[int, tuple[Subscription, asyncio.Task[None]]],
+        tasks: dict[int, asyncio.Task[None]],
     ) -> None:
-        """One task per hook: started for a new one, cancelled for one removed."""
+        """One task per hook: started for a new one (or again, for one whose task
+        ended, say on a database away when it began), cancelled for one removed."""
         current = {hook.id: hook for hook in subscriptions}
         for hook_id in list(tasks):
             if hook_id not in current:
-                tasks.pop(hook_id)[1].cancel()
+                tasks.pop(hook_id).cancel()
         for hook_id, hook in current.items():
-            if hook_id not in tasks:
-                tasks[hook_id] = (hook, asyncio.create_task(self._serve(hook)))
+            if hook_id not in tasks or tasks[hook_id].done():
+                tasks[hook_id] = asyncio.create_task(self._serve(hook))
 
     async def _serve(self, hook: Subscription) -> None:
         secret = await asyncio.to_thread(hooks.secret_of, self.engine, hook.id)
