@@ -1,7 +1,8 @@
 """Agent time summed by each database (`store.agents.time_report`) equals the pure
 definition (`core.agenttime.time_in_states`) for any set of agent events: ties at one
 time with and without `eventid`, fractions of seconds, events before, at and after the
-range's bounds, mode settings that change nothing, agents with no event at all."""
+range's bounds and the hours' bounds (whole hours come from `agent_hour`, the rest from
+the events), mode settings that change nothing, agents with no event at all."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cdrlog.core.accepted import Accepted
 from cdrlog.core.agentstate import STATE_AFTER
 from cdrlog.core.agenttime import AgentTime, time_in_states
 from cdrlog.core.events import AgentEvent
+from cdrlog.store.agenthours import rebuild_all
 from cdrlog.store.agents import time_report
 from cdrlog.store.database import in_transaction
 from cdrlog.store.journal import journal_row
@@ -74,6 +76,7 @@ def stored(engine: Engine, events: list[AgentEvent]) -> None:
         connection.execute(agent.insert(), agents)
         if rows:
             connection.execute(call_event.insert(), rows)
+        rebuild_all(connection)
 
     in_transaction(engine, write)
 
@@ -86,8 +89,8 @@ def stored(engine: Engine, events: list[AgentEvent]) -> None:
 @given(
     events=st.lists(agent_events(), max_size=40, unique_by=lambda e: e),
     # Bounds on, between and around the events' times; most ranges hold most events.
-    start=st.sampled_from([-600, 0, 0, 1, 900, 2700]),
-    length=st.sampled_from([0, 1, 1800, SPAN, SPAN + 1200, SPAN + 1200]),
+    start=st.sampled_from([-7200, -600, 0, 0, 1, 900, 2700, 3600]),
+    length=st.sampled_from([0, 1, 1800, 3600, 7199, SPAN, SPAN + 1200, SPAN + 9000]),
     now_offset=st.sampled_from([None, 900]),
 )
 def test_the_database_sums_what_the_definition_gives(

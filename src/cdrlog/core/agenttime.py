@@ -10,7 +10,7 @@ one it is logged out. Paused and wrap-up time count inside logged-in time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -72,6 +72,62 @@ def time_in_states(events: Iterable[AgentEvent], start: datetime, until: datetim
         state = STATE_AFTER[event.event]
     spent[state] += until - since
     return time_of(spent)
+
+
+# --- Per hour: what `store.agenthours` keeps, so a report need not fold every event ---
+
+HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The states an hour's row holds: logged-out time is what is left.
+COUNTED = (AgentState.AVAILABLE, AgentState.PAUSED, AgentState.AFTER_CALL_WORK)
+HourSpent = dict[AgentState, int]
+
+
+def hour_of(moment: datetime) -> int:
+    """Hours since the epoch, in UTC: an hour row's key, whatever the reader's zone."""
+    return (moment - _EPOCH) // HOUR
+
+
+def hour_start(hour: int) -> datetime:
+    return _EPOCH + hour * HOUR
+
+
+def micros(span: timedelta) -> int:
+    return span // timedelta(microseconds=1)
+
+
+def closed_time_per_hour(
+    carried: AgentState,
+    events: Sequence[AgentEvent],
+    start: datetime,
+    end: datetime,
+    closed: bool,
+) -> dict[int, HourSpent]:
+    """Microseconds per hour and counted state within [start, end) (whole hours) of the
+    agent's intervals that some later event ends: from `start` in the `carried` state,
+    through `events` (its state events in the window, any order), and on to `end` only
+    when `closed` (an event at or after `end` ends the last interval). The agent's
+    newest interval is still open, so it is left out: a reader adds it up to its own
+    end. Hours with nothing counted are absent."""
+    found: dict[int, HourSpent] = {}
+    state, since = carried, start
+    for event in sorted((e for e in events if changes_state(e)), key=agent_order):
+        _add(found, state, since, event.event_time)
+        state, since = STATE_AFTER[event.event], event.event_time
+    if closed:
+        _add(found, state, since, end)
+    return found
+
+
+def _add(found: dict[int, HourSpent], state: AgentState, since: datetime, until: datetime) -> None:
+    if state not in COUNTED or until <= since:
+        return
+    hour = hour_of(since)
+    while since < until:
+        upto = min(until, hour_start(hour + 1))
+        spent = found.setdefault(hour, {})
+        spent[state] = spent.get(state, 0) + micros(upto - since)
+        since, hour = upto, hour + 1
 
 
 def time_of(spent: Mapping[AgentState, timedelta]) -> AgentTime:

@@ -40,7 +40,7 @@ from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Disposition, Status
 from cdrlog.sim.bulk_plan import Batch, plan
 from cdrlog.sim.traffic import GeneratedCall, generate_calls, roster
-from cdrlog.store import database
+from cdrlog.store import agenthours, database
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates
 from cdrlog.store.hotpath import READ_BACK
 from cdrlog.store.journal import journal_row, load_rows
@@ -102,7 +102,8 @@ def load(
     workers: int | None = None,
 ) -> LoadSummary:
     """Write `cdrs` closed calls (CDR, journal, call_session) over the `days` days before
-    `end` (default: the start of this hour) and the teams' agents, then refresh the
+    `end` (default: the start of this hour), the teams' agents and their hours in
+    states (`agenthours`), then refresh the
     planner's statistics. `workers` processes (default: one per spare core) generate
     the rows while this one inserts them.
 
@@ -122,6 +123,8 @@ def load(
             in_transaction(engine, rows.insert)
             calls, events = calls + len(rows.records), events + len(rows.events)
             advance(len(rows.records))
+    # The agents' hours, from the agent events just journaled, as ingest would keep them.
+    in_transaction(engine, agenthours.rebuild_all)
     loaded = time.perf_counter() - began
     analyze(engine)
     return LoadSummary(
@@ -168,7 +171,7 @@ def rows_of(work: Batch) -> Rows:
 
 def analyze(engine: Engine) -> None:
     """Bring the query planner's statistics up to date after a bulk load."""
-    database.analyze(engine, ("cdr", "call_event", "call_session", "agent"))
+    database.analyze(engine, ("cdr", "call_event", "call_session", "agent", "agent_hour"))
 
 
 def journal_rows(call: GeneratedCall) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, select
 
 from cdrlog.core.agentstate import (
     STATE_AFTER,
@@ -25,9 +25,11 @@ from cdrlog.core.agentstate import (
     settled,
     with_calls,
 )
-from cdrlog.core.agenttime import AgentFigures, AgentTime, time_of
+from cdrlog.core.agenttime import AgentFigures, AgentTime, hour_of, hour_start, time_of
 from cdrlog.core.events import AgentEvent
 from cdrlog.core.rules import Disposition
+from cdrlog.store import agenthours
+from cdrlog.store.agenthours import state_event
 from cdrlog.store.database import read_only
 from cdrlog.store.queries import epoch_micros
 from cdrlog.store.tables import agent, call_event, cdr
@@ -35,6 +37,8 @@ from cdrlog.store.tables import agent, call_event, cdr
 # Newest state events read per agent at first; doubled while they do not settle it.
 FIRST_READ = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Later than any event: "newest before" it is the newest of all.
+_FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,7 @@ def _newest_state_events(
         .order_by(call_event.c.event_time.desc())
         .limit(limit)
     )
-    events = [_state_event(team, agentno, row) for row in rows]
+    events = [state_event(team, agentno, row) for row in rows]
     return sorted(events, key=agent_order, reverse=True)
 
 
@@ -189,13 +193,64 @@ def _time_in_states(
     start: datetime,
     until: datetime,
 ) -> dict[tuple[str, str], AgentTime]:
-    """`agenttime.time_in_states` of every registered agent, summed by the database:
-    each state event in [start, until) holds until the agent's next one (`LEAD` in the
+    """`agenttime.time_in_states` of every registered agent over [start, until): the
+    whole hours inside from `agent_hour` (each agent's still open newest interval
+    added), the parts of an hour at either end from the journal's events. Equal to
+    folding every event of the range, since the rows are exact microseconds."""
+    low = hour_of(start) if hour_start(hour_of(start)) == start else hour_of(start) + 1
+    high = hour_of(until)
+    if high <= low:
+        return _rounded(_exact(connection, teams, queue, start, until))
+    spent = _exact(connection, teams, queue, start, hour_start(low))
+    whole = agenthours.summed(connection, _agents_wanted(teams, queue), low, high)
+    for key, counted in whole.items():
+        for state, spent_us in counted.items():
+            _spend(spent, key, state, timedelta(microseconds=spent_us))
+    hours_from, hours_to = hour_start(low), hour_start(high)
+    for key, events in _newest_before(connection, teams, queue, _FAR_FUTURE).items():
+        newest = max(events, key=agent_order)
+        since = max(newest.event_time, hours_from)
+        if since < hours_to:
+            _spend(spent, key, STATE_AFTER[newest.event], hours_to - since)
+    for key, states in _exact(connection, teams, queue, hours_to, until).items():
+        for state, span in states.items():
+            _spend(spent, key, state, span)
+    return _rounded(spent)
+
+
+def _spend(
+    spent: dict[tuple[str, str], dict[AgentState, timedelta]],
+    key: tuple[str, str],
+    state: AgentState,
+    span: timedelta,
+) -> None:
+    states = spent.setdefault(key, {})
+    states[state] = states.get(state, timedelta()) + span
+
+
+def _rounded(
+    spent: dict[tuple[str, str], dict[AgentState, timedelta]],
+) -> dict[tuple[str, str], AgentTime]:
+    return {key: time_of(states) for key, states in spent.items()}
+
+
+def _exact(
+    connection: Connection,
+    teams: Sequence[str] | None,
+    queue: str | None,
+    start: datetime,
+    until: datetime,
+) -> dict[tuple[str, str], dict[AgentState, timedelta]]:
+    """Time in each state over [start, until), folded by the database from the events:
+    each state event in the range holds until the agent's next one (`LEAD` in the
     order of `agentstate.agent_order`; events of one time follow each other in no
     time, so only which comes last matters, and that is decided by time, eventid and
     event name, as in Python), the last one until `until`. Before the first, the agent
     is in the state its newest events before `start` left it in. Two queries, whatever
-    the number of agents: no event row leaves the database."""
+    the number of agents: no event row leaves the database. Meant for under an hour:
+    longer spans read `agent_hour`."""
+    if until <= start:
+        return {}
     carried = {
         key: fold_agent(events).state
         for key, events in _newest_before(connection, teams, queue, start).items()
@@ -253,7 +308,7 @@ def _time_in_states(
         before = carried.get(key, AgentState.LOGGED_OUT)
         lead_in = timedelta(microseconds=first.get(key, until_us) - start_us)
         states[before] = states.get(before, timedelta()) + lead_in
-    return {key: time_of(states) for key, states in spent.items()}
+    return spent
 
 
 def _newest_before(
@@ -289,7 +344,7 @@ def _newest_before(
     found: dict[tuple[str, str], list[AgentEvent]] = {}
     for row in rows:
         team, agentno = row.orgidentity, row.agentno
-        found.setdefault((team, agentno), []).append(_state_event(team, agentno, row))
+        found.setdefault((team, agentno), []).append(state_event(team, agentno, row))
     return found
 
 
@@ -297,9 +352,8 @@ def _state_events_of_agent(events: Any) -> list[ColumnElement[bool]]:
     """The state events of the `agent` row in the query: a range of the session index."""
     return [
         events.c.orgidentity == agent.c.orgidentity,
-        events.c.sessionid.is_(None),
         events.c.agentno == agent.c.agentno,
-        events.c.event.in_(sorted(STATE_AFTER)),
+        *agenthours.state_events(events),
     ]
 
 
@@ -349,16 +403,3 @@ def _handled_calls(
         (team, agentno): (int(talk or 0), int(count or 0))
         for team, agentno, talk, count in connection.execute(query)
     }
-
-
-def _state_event(team: str, agentno: str, row: Row[*tuple[Any, ...]]) -> AgentEvent:
-    """An agent's state event as its journal row holds it."""
-    return AgentEvent(
-        team=team,
-        agentno=agentno,
-        event=row.event,
-        event_time=row.event_time,
-        agentphone=row.agentphone,
-        agent_group=row.agent_group,
-        eventid=row.eventid,
-    )

@@ -21,7 +21,7 @@ from cdrlog.core.accepted import Accepted
 from cdrlog.core.events import CallEvent, Event
 from cdrlog.core.record import Cdr
 from cdrlog.core.rules import Status
-from cdrlog.store import registry
+from cdrlog.store import agenthours, registry
 from cdrlog.store.database import in_transaction, insert_ignoring_duplicates, read_only
 from cdrlog.store.tables import (
     AGENT_EVENT_PARSED,
@@ -158,10 +158,13 @@ class Journal:
             in_transaction(self.engine, lambda c: c.execute(self._insert_lock, rows))
 
     def learn_agents(self, connection: Connection, events: Iterable[Event], now: datetime) -> None:
-        """Record in the agent registry what these events say of agents."""
+        """Record in the agent registry what these events say of agents, and the hours
+        their state events change (`agenthours`: after the registry, whose rows they lock)."""
+        events = list(events)
         facts = [fact for event in events if (fact := registry.fact_of(event)) is not None]
         if facts:
             self._registry.record(connection, registry.newest_facts(facts), now)
+        agenthours.refresh(connection, agenthours.spans(events))
 
     def set_agent(self, facts: Iterable[registry.AgentFact], now: datetime) -> None:
         newest = registry.newest_facts(facts)

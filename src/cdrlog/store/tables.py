@@ -287,6 +287,19 @@ hook_delivery = Table(
     **TABLE_OPTIONS,
 )
 
+# An agent's time in states per UTC hour, as store/agenthours.py keeps it.
+agent_hour = Table(
+    "agent_hour",
+    metadata,
+    Column("orgidentity", String(64), primary_key=True),
+    Column("agentno", String(64), primary_key=True),
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("available_us", BigInteger, nullable=False),
+    Column("paused_us", BigInteger, nullable=False),
+    Column("after_call_work_us", BigInteger, nullable=False),
+    **TABLE_OPTIONS,
+)
+
 
 def pairs_in(
     first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[str, str]]

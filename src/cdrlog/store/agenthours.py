@@ -1,0 +1,228 @@
+"""Agents' time in states per hour (`agent_hour`), kept current by ingest so that a
+report over a month reads a few rows per agent and hour instead of folding every agent
+event of the month.
+
+A row holds the microseconds an agent spent available, paused and in wrap-up within one
+UTC hour, counting only intervals some later event of the agent has ended: the newest
+interval is still open and the reader adds it up to its own end. So the rows are a
+function of the set of the journal's agent events (`agenttime.closed_time_per_hour`),
+and keeping them is recomputing them: an event, whenever it arrives, changes only the
+hours from the agent's event before it to the agent's event after it, and `refresh`
+rewrites those hours whole from the journal. Writers of one agent take its registry
+row's lock first, so the second of two concurrent writers reads the first's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, insert, select
+
+from cdrlog.core.agentstate import STATE_AFTER, AgentState, agent_order
+from cdrlog.core.agenttime import (
+    HourSpent,
+    closed_time_per_hour,
+    hour_of,
+    hour_start,
+)
+from cdrlog.core.events import AgentEvent, Event
+from cdrlog.store.tables import agent, agent_hour, call_event, pairs_in
+
+AgentKey = tuple[str, str]
+# Rows per INSERT when rebuilding: bounded statements on every database.
+_CHUNK = 2000
+_STATE_EVENTS = sorted(STATE_AFTER)
+_COLUMN_OF = {
+    AgentState.AVAILABLE: "available_us",
+    AgentState.PAUSED: "paused_us",
+    AgentState.AFTER_CALL_WORK: "after_call_work_us",
+}
+_STATE_OF = {column: state for state, column in _COLUMN_OF.items()}
+
+
+def state_events(events: Any) -> list[ColumnElement[bool]]:
+    """Agent state events (no call), of any agent: a range of the session index per agent."""
+    return [events.c.sessionid.is_(None), events.c.event.in_(_STATE_EVENTS)]
+
+
+def state_event(team: str, agentno: str, row: Row[*tuple[Any, ...]]) -> AgentEvent:
+    """An agent's state event as its journal row holds it."""
+    return AgentEvent(
+        team=team,
+        agentno=agentno,
+        event=row.event,
+        event_time=row.event_time,
+        agentphone=row.agentphone,
+        agent_group=row.agent_group,
+        eventid=row.eventid,
+    )
+
+
+def spans(events: Iterable[Event]) -> dict[AgentKey, tuple[datetime, datetime]]:
+    """Per agent, the earliest and latest time of these state events: what `refresh` takes."""
+    found: dict[AgentKey, tuple[datetime, datetime]] = {}
+    for event in events:
+        if not isinstance(event, AgentEvent) or event.event not in STATE_AFTER:
+            continue
+        if event.agentno is None:  # an agent event naming no agent changes no one's time
+            continue
+        key = (event.team, event.agentno)
+        held = found.get(key)
+        moment = event.event_time
+        found[key] = (
+            (moment, moment) if held is None else (min(held[0], moment), max(held[1], moment))
+        )
+    return found
+
+
+def refresh(connection: Connection, changed: Mapping[AgentKey, tuple[datetime, datetime]]) -> None:
+    """Rewrite the hours these agents' new state events (journaled in this transaction,
+    each agent's between the two times given) changed. The agents' registry rows must
+    exist (the same transaction's registry facts make them)."""
+    if not changed:
+        return
+    keys = sorted(changed)
+    if connection.dialect.name != "sqlite":
+        # Key order, as the registry's own writes take these locks: no deadlock cycles.
+        connection.execute(
+            select(agent.c.agentno)
+            .where(pairs_in(agent.c.orgidentity, agent.c.agentno, keys))
+            .order_by(agent.c.orgidentity, agent.c.agentno)
+            .with_for_update()
+        ).all()
+    for team, agentno in keys:
+        first, last = changed[(team, agentno)]
+        _refresh_agent(connection, team, agentno, first, last)
+
+
+def _refresh_agent(
+    connection: Connection, team: str, agentno: str, first: datetime, last: datetime
+) -> None:
+    mine = [call_event.c.orgidentity == team, call_event.c.agentno == agentno]
+    mine += state_events(call_event)
+    at = call_event.c.event_time
+    before = connection.execute(select(func.max(at)).where(*mine, at < first)).scalar()
+    after = connection.execute(select(func.min(at)).where(*mine, at > last)).scalar()
+    low = hour_of(first if before is None else before)
+    high = hour_of(last if after is None else after)
+    start, end = hour_start(low), hour_start(high + 1)
+    # The events of the hours, with those at the newest time before them (the state
+    # the first hour starts in), in one read.
+    carried_from = select(func.max(at)).where(*mine, at < start).scalar_subquery()
+    rows = connection.execute(
+        select(
+            call_event.c.event,
+            at,
+            call_event.c.eventid,
+            call_event.c.agentphone,
+            call_event.c.agent_group,
+        ).where(*mine, at >= func.coalesce(carried_from, start), at < end)
+    )
+    read = [state_event(team, agentno, row) for row in rows]
+    earlier = [e for e in read if e.event_time < start]
+    carried = STATE_AFTER[max(earlier, key=agent_order).event] if earlier else AgentState.LOGGED_OUT
+    closed = (
+        after is not None
+        and connection.execute(select(func.min(at)).where(*mine, at >= end)).scalar() is not None
+    )
+    hours = closed_time_per_hour(
+        carried, [e for e in read if e.event_time >= start], start, end, closed
+    )
+    connection.execute(
+        delete(agent_hour).where(
+            agent_hour.c.orgidentity == team,
+            agent_hour.c.agentno == agentno,
+            agent_hour.c.hour.between(low, high),
+        )
+    )
+    if hours:
+        connection.execute(insert(agent_hour), list(_rows(team, agentno, hours)))
+
+
+def rebuild_all(connection: Connection) -> int:
+    """Recompute every row from the journal (a migration, a bulk load, a rebuild);
+    returns how many rows were written. One read per agent (a range of the session
+    index), so memory holds one agent's events at a time."""
+    connection.execute(delete(agent_hour))
+    agents = connection.execute(
+        select(call_event.c.orgidentity, call_event.c.agentno)
+        .where(*state_events(call_event), call_event.c.agentno.is_not(None))
+        .distinct()
+    ).all()
+    written = 0
+    pending: list[dict[str, Any]] = []
+    for team, agentno in sorted(agents):
+        rows = connection.execute(
+            select(
+                call_event.c.event,
+                call_event.c.event_time,
+                call_event.c.eventid,
+                call_event.c.agentphone,
+                call_event.c.agent_group,
+            ).where(
+                call_event.c.orgidentity == team,
+                call_event.c.agentno == agentno,
+                *state_events(call_event),
+            )
+        )
+        events = [state_event(team, agentno, row) for row in rows]
+        low = hour_of(min(e.event_time for e in events))
+        high = hour_of(max(e.event_time for e in events))
+        hours = closed_time_per_hour(
+            AgentState.LOGGED_OUT, events, hour_start(low), hour_start(high + 1), closed=False
+        )
+        pending.extend(_rows(team, agentno, hours))
+        if len(pending) >= _CHUNK:
+            written += _flush(connection, pending)
+    return written + _flush(connection, pending)
+
+
+def _flush(connection: Connection, pending: list[dict[str, Any]]) -> int:
+    count = len(pending)
+    for offset in range(0, count, _CHUNK):
+        connection.execute(insert(agent_hour), pending[offset : offset + _CHUNK])
+    pending.clear()
+    return count
+
+
+def _rows(team: str, agentno: str, hours: Mapping[int, HourSpent]) -> Iterable[dict[str, Any]]:
+    for hour, spent in sorted(hours.items()):
+        yield {
+            "orgidentity": team,
+            "agentno": agentno,
+            "hour": hour,
+            **{column: spent.get(state, 0) for state, column in _COLUMN_OF.items()},
+        }
+
+
+def summed(
+    connection: Connection, wanted: Sequence[ColumnElement[bool]], low: int, high: int
+) -> dict[AgentKey, dict[AgentState, int]]:
+    """Per agent of the `agent` rows `wanted` picks, the microseconds in each counted
+    state over the hours [low, high)."""
+    query = (
+        select(
+            agent_hour.c.orgidentity,
+            agent_hour.c.agentno,
+            *(func.sum(agent_hour.c[column]).label(column) for column in _STATE_OF),
+        )
+        .select_from(
+            agent.join(
+                agent_hour,
+                and_(
+                    agent_hour.c.orgidentity == agent.c.orgidentity,
+                    agent_hour.c.agentno == agent.c.agentno,
+                ),
+            )
+        )
+        .where(*wanted, agent_hour.c.hour >= low, agent_hour.c.hour < high)
+        .group_by(agent_hour.c.orgidentity, agent_hour.c.agentno)
+    )
+    found: dict[AgentKey, dict[AgentState, int]] = {}
+    for row in connection.execute(query):
+        found[(row.orgidentity, row.agentno)] = {
+            state: int(getattr(row, column) or 0) for column, state in _STATE_OF.items()
+        }
+    return found

@@ -1,0 +1,55 @@
+"""Agents' time in states, summed per hour: what the agent report reads instead of
+folding every agent event of its range.
+
+The rows are a function of the journal's agent events (store/agenthours.py keeps them
+current and rebuilds them); this migration fills them from the journal already held.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+MYSQL = ("mysql", "mariadb")
+
+
+def _options() -> dict[str, Any]:
+    options: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+    dialect = op.get_bind().dialect
+    if dialect.name in MYSQL:
+        mariadb = getattr(dialect, "is_mariadb", False)
+        options["mysql_collate"] = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
+    return options
+
+
+def upgrade() -> None:
+    op.create_table(
+        "agent_hour",
+        sa.Column("orgidentity", sa.String(64), primary_key=True),
+        sa.Column("agentno", sa.String(64), primary_key=True),
+        sa.Column("hour", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("available_us", sa.BigInteger(), nullable=False),
+        sa.Column("paused_us", sa.BigInteger(), nullable=False),
+        sa.Column("after_call_work_us", sa.BigInteger(), nullable=False),
+        **_options(),
+    )
+    # Imported here, not at the top: the rebuild is the same code that keeps the rows
+    # current, so the rows it writes are the ones ingest would have written.
+    from cdrlog.store.agenthours import rebuild_all
+
+    rebuild_all(op.get_bind())
+
+
+def downgrade() -> None:
+    op.drop_table("agent_hour")
