@@ -115,9 +115,8 @@ def test_the_end_of_the_call_ends_on_call(engine: Engine) -> None:
 
 
 def test_a_long_run_of_one_state_is_read_to_its_start(engine: Engine) -> None:
-    # More repeats of one state than the first read takes: the listing reads on.
     events = [agent_event("login", "1001", 0), agent_event("paused", "1001", 5)]
-    events += [agent_event("paused", "1001", 10 + n) for n in range(3 * agents.FIRST_READ)]
+    events += [agent_event("paused", "1001", 10 + n) for n in range(50)]
     Ingestor(engine, clock=lambda: NOW).ingest_many([accepted(fields) for fields in events])
     assert listing(engine)["1001"][2:] == ("paused", at(5))
 

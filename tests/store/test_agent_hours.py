@@ -1,7 +1,7 @@
-"""`agent_hour` rows are a function of the set of an agent's events: kept by ingest
-batch by batch, in any order of arrival, with re-sends, and by writers racing on one
-agent, they end equal to the rows rebuilt from the journal, which equal the pure
-per-hour fold."""
+"""`agent_hour` rows and each agent's kept presence are functions of the set of the
+agent's events: kept by ingest batch by batch, in any order of arrival, with re-sends,
+and by writers racing on one agent, they end equal to the pure fold (per hour, and
+`fold_agent`) and to what a rebuild from the journal gives."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from cdrlog.core.accepted import Accepted
-from cdrlog.core.agentstate import STATE_AFTER, AgentState
+from cdrlog.core.agentstate import STATE_AFTER, AgentState, Presence, fold_agent
 from cdrlog.core.agenttime import closed_time_per_hour, hour_of, hour_start
 from cdrlog.core.events import AgentEvent, fingerprint
 from cdrlog.service.ingest import Ingestor
 from cdrlog.store.agenthours import rebuild_all
 from cdrlog.store.database import in_transaction
-from cdrlog.store.tables import agent_hour
+from cdrlog.store.presence import stored
+from cdrlog.store.tables import agent, agent_hour
 from conftest import empty_tables
 
 BASE = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
@@ -69,6 +70,20 @@ def rows_of(engine: Engine) -> Rows:
         }
 
 
+def presences_of(engine: Engine) -> dict[str, Presence]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(agent.c.agentno, agent.c.state, agent.c.state_since))
+        return {r.agentno: stored(r.state, r.state_since) for r in rows}
+
+
+def folded(events: list[AgentEvent]) -> dict[str, Presence]:
+    """Every agent the events name, in the state all its events leave it."""
+    return {
+        agentno: fold_agent(e for e in events if e.agentno == agentno)
+        for agentno in {e.agentno or "" for e in events}
+    }
+
+
 def rebuilt(engine: Engine) -> Rows:
     in_transaction(engine, rebuild_all)
     return rows_of(engine)
@@ -111,9 +126,12 @@ def test_kept_batch_by_batch_in_any_order_equals_rebuilt(
         size = data.draw(st.integers(1, 6))
         ingestor.ingest_many(arrivals[:size])
         arrivals = arrivals[size:]
-    kept = rows_of(engine)
-    assert kept == pure([a.event for a in history if isinstance(a.event, AgentEvent)])
+    kept, presences = rows_of(engine), presences_of(engine)
+    events = [a.event for a in history if isinstance(a.event, AgentEvent)]
+    assert kept == pure(events)
+    assert presences == folded(events)
     assert kept == rebuilt(engine)
+    assert presences_of(engine) == presences
 
 
 # SQLite takes one writer at a time: it has no racing writers to test.
@@ -148,6 +166,8 @@ def test_writers_racing_on_one_agent_end_equal_to_rebuilt(engine: Engine) -> Non
         list(pool.map(send, range(4)))
     # Whatever no writer sent, one more sends now: the set is then the whole history.
     Ingestor(engine).ingest_many(history)
-    kept = rows_of(engine)
-    assert kept == pure([a.event for a in history if isinstance(a.event, AgentEvent)])
+    kept, presences = rows_of(engine), presences_of(engine)
+    events = [a.event for a in history if isinstance(a.event, AgentEvent)]
+    assert kept == pure(events)
+    assert presences == folded(events)
     assert kept == rebuilt(engine)

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select
 
-from cdrlog.core.agentstate import STATE_AFTER, AgentState, agent_order
+from cdrlog.core.agentstate import STATE_AFTER, AgentState, agent_order, fold_agent
 from cdrlog.core.agenttime import (
     HourSpent,
     closed_time_per_hour,
@@ -28,36 +28,19 @@ from cdrlog.core.agenttime import (
     hour_start,
 )
 from cdrlog.core.events import AgentEvent, Event
+from cdrlog.store import presence
+from cdrlog.store.presence import state_event, state_events
 from cdrlog.store.tables import agent, agent_hour, call_event, pairs_in
 
 AgentKey = tuple[str, str]
 # Rows per INSERT when rebuilding: bounded statements on every database.
 _CHUNK = 2000
-_STATE_EVENTS = sorted(STATE_AFTER)
 _COLUMN_OF = {
     AgentState.AVAILABLE: "available_us",
     AgentState.PAUSED: "paused_us",
     AgentState.AFTER_CALL_WORK: "after_call_work_us",
 }
 _STATE_OF = {column: state for state, column in _COLUMN_OF.items()}
-
-
-def state_events(events: Any) -> list[ColumnElement[bool]]:
-    """Agent state events (no call), of any agent: a range of the session index per agent."""
-    return [events.c.sessionid.is_(None), events.c.event.in_(_STATE_EVENTS)]
-
-
-def state_event(team: str, agentno: str, row: Row[*tuple[Any, ...]]) -> AgentEvent:
-    """An agent's state event as its journal row holds it."""
-    return AgentEvent(
-        team=team,
-        agentno=agentno,
-        event=row.event,
-        event_time=row.event_time,
-        agentphone=row.agentphone,
-        agent_group=row.agent_group,
-        eventid=row.eventid,
-    )
 
 
 def spans(events: Iterable[Event]) -> dict[AgentKey, tuple[datetime, datetime]]:
@@ -95,6 +78,7 @@ def refresh(connection: Connection, changed: Mapping[AgentKey, tuple[datetime, d
     for team, agentno in keys:
         first, last = changed[(team, agentno)]
         _refresh_agent(connection, team, agentno, first, last)
+        presence.keep(connection, team, agentno, presence.presence_of(connection, team, agentno))
 
 
 def _refresh_agent(
@@ -142,9 +126,9 @@ def _refresh_agent(
 
 
 def rebuild_all(connection: Connection) -> int:
-    """Recompute every row from the journal (a migration, a bulk load, a rebuild);
-    returns how many rows were written. One read per agent (a range of the session
-    index), so memory holds one agent's events at a time."""
+    """Recompute every row from the journal, and each agent's presence (`presence`), for
+    a migration, a bulk load or a rebuild; returns how many hour rows were written. One
+    read per agent (a range of the session index): memory holds one agent's events."""
     connection.execute(delete(agent_hour))
     agents = connection.execute(
         select(call_event.c.orgidentity, call_event.c.agentno)
@@ -168,6 +152,7 @@ def rebuild_all(connection: Connection) -> int:
             )
         )
         events = [state_event(team, agentno, row) for row in rows]
+        presence.keep(connection, team, agentno, fold_agent(events))
         low = hour_of(min(e.event_time for e in events))
         high = hour_of(max(e.event_time for e in events))
         hours = closed_time_per_hour(

@@ -19,23 +19,19 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, sele
 from cdrlog.core.agentstate import (
     STATE_AFTER,
     AgentState,
-    Presence,
     agent_order,
     fold_agent,
-    settled,
     with_calls,
 )
 from cdrlog.core.agenttime import AgentFigures, AgentTime, hour_of, hour_start, time_of
 from cdrlog.core.events import AgentEvent
 from cdrlog.core.rules import Disposition
-from cdrlog.store import agenthours
-from cdrlog.store.agenthours import state_event
+from cdrlog.store import agenthours, presence
 from cdrlog.store.database import read_only
+from cdrlog.store.presence import state_event, state_events
 from cdrlog.store.queries import epoch_micros
 from cdrlog.store.tables import agent, call_event, cdr
 
-# Newest state events read per agent at first; doubled while they do not settle it.
-FIRST_READ = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Later than any event: "newest before" it is the newest of all.
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
@@ -54,71 +50,40 @@ class AgentStatus:
 def listing(
     engine: Engine, teams: Sequence[str] | None, now: datetime, max_call_length: timedelta
 ) -> list[AgentStatus]:
-    """Every agent of these teams (None: all teams), by team and agent number."""
-    query = select(agent.c.orgidentity, agent.c.agentno, agent.c.phone, agent.c.agent_group)
+    """Every agent of these teams (None: all teams), by team and agent number: the
+    presence ingest keeps on each registry row (`presence`), on a call while one it
+    answered is open. Two queries, whatever the number of agents."""
+    query = select(
+        agent.c.orgidentity,
+        agent.c.agentno,
+        agent.c.phone,
+        agent.c.agent_group,
+        agent.c.state,
+        agent.c.state_since,
+    )
     if teams is not None:
         query = query.where(agent.c.orgidentity.in_(sorted(set(teams))))
     with engine.connect() as connection:
         reading = read_only(connection)
         rows = reading.execute(query.order_by(agent.c.orgidentity, agent.c.agentno)).all()
         calls = _answered_open_calls(reading, teams, now - max_call_length)
-        statuses = []
-        for row in rows:
-            presence = with_calls(
-                presence_of(reading, row.orgidentity, row.agentno),
-                calls.get((row.orgidentity, row.agentno)),
+    statuses = []
+    for row in rows:
+        now_in = with_calls(
+            presence.stored(row.state, row.state_since),
+            calls.get((row.orgidentity, row.agentno)),
+        )
+        statuses.append(
+            AgentStatus(
+                team=row.orgidentity,
+                agentno=row.agentno,
+                phone=row.phone,
+                agent_group=row.agent_group,
+                state=now_in.state.value,
+                state_since=now_in.since,
             )
-            statuses.append(
-                AgentStatus(
-                    team=row.orgidentity,
-                    agentno=row.agentno,
-                    phone=row.phone,
-                    agent_group=row.agent_group,
-                    state=presence.state.value,
-                    state_since=presence.since,
-                )
-            )
+        )
     return statuses
-
-
-def presence_of(connection: Connection, team: str, agentno: str) -> Presence:
-    """The agent's state from its newest state-changing events."""
-    wanted = FIRST_READ
-    while True:
-        events = _newest_state_events(connection, team, agentno, wanted)
-        if len(events) < wanted:
-            return fold_agent(events)
-        # The oldest time read may have more events than were read: only newer ones
-        # are known whole.
-        oldest = events[-1].event_time
-        whole = [e for e in events if e.event_time > oldest]
-        if settled(whole):
-            return fold_agent(whole)
-        wanted *= 2
-
-
-def _newest_state_events(
-    connection: Connection, team: str, agentno: str, limit: int
-) -> list[AgentEvent]:
-    rows = connection.execute(
-        select(
-            call_event.c.event,
-            call_event.c.event_time,
-            call_event.c.eventid,
-            call_event.c.agentphone,
-            call_event.c.agent_group,
-        )
-        .where(
-            call_event.c.orgidentity == team,
-            call_event.c.sessionid.is_(None),
-            call_event.c.agentno == agentno,
-            call_event.c.event.in_(sorted(STATE_AFTER)),
-        )
-        .order_by(call_event.c.event_time.desc())
-        .limit(limit)
-    )
-    events = [state_event(team, agentno, row) for row in rows]
-    return sorted(events, key=agent_order, reverse=True)
 
 
 def _answered_open_calls(
@@ -353,7 +318,7 @@ def _state_events_of_agent(events: Any) -> list[ColumnElement[bool]]:
     return [
         events.c.orgidentity == agent.c.orgidentity,
         events.c.agentno == agent.c.agentno,
-        *agenthours.state_events(events),
+        *state_events(events),
     ]
 
 

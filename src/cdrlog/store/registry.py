@@ -133,6 +133,9 @@ def _row(fact: AgentFact, now: datetime) -> dict[str, Any]:
         "logged_in": changes.get("logged_in", True),
         "event_time": fact.event_time,
         "updated_at": now,
+        # Its presence is the state events' to set (store/presence.py), not a fact's.
+        "state": None,
+        "state_since": None,
     }
 
 

@@ -172,6 +172,9 @@ agent = Table(
     Column("logged_in", Boolean, nullable=False),
     Column("event_time", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # What the agent is doing, as store/presence.py keeps it (NULL: never in any state).
+    Column("state", String(16)),
+    Column("state_since", UtcDateTime()),
     **TABLE_OPTIONS,
 )
 

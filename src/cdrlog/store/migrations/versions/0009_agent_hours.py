@@ -1,8 +1,10 @@
 """Agents' time in states, summed per hour: what the agent report reads instead of
-folding every agent event of its range.
+folding every agent event of its range; and each agent's state now on its registry row,
+what the floor's view reads instead of each agent's newest events.
 
-The rows are a function of the journal's agent events (store/agenthours.py keeps them
-current and rebuilds them); this migration fills them from the journal already held.
+Both are functions of the journal's agent events (store/agenthours.py and
+store/presence.py keep them current); this migration computes them from the journal
+already held.
 
 Revision ID: 0009
 Revises: 0008
@@ -15,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0009"
 down_revision = "0008"
@@ -34,6 +37,10 @@ def _options() -> dict[str, Any]:
 
 
 def upgrade() -> None:
+    moment = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *MYSQL)
+    with op.batch_alter_table("agent") as table:
+        table.add_column(sa.Column("state", sa.String(16)))
+        table.add_column(sa.Column("state_since", moment))
     op.create_table(
         "agent_hour",
         sa.Column("orgidentity", sa.String(64), primary_key=True),
@@ -53,3 +60,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("agent_hour")
+    with op.batch_alter_table("agent") as table:
+        table.drop_column("state_since")
+        table.drop_column("state")
