@@ -36,9 +36,21 @@ def cdr_row(team: str = "team1", diallogid: str = "call-1", **changes: Any) -> d
 
 
 def test_migrations_match_the_metadata(engine: Engine) -> None:
+    dialect = engine.dialect.name
+
+    def made_here(item: Any, name: Any, kind: str, reflected: bool, compare_to: Any) -> bool:
+        # An index made on one database only (`Index.ddl_if`) is not missing elsewhere.
+        only = getattr(item, "_ddl_if", None) if kind == "index" and not reflected else None
+        return only is None or only.dialect in (None, dialect)
+
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True}
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "include_object": made_here,
+            },
         )
         differences = compare_metadata(context, metadata)
 

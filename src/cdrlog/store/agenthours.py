@@ -29,7 +29,7 @@ from cdrlog.core.agenttime import (
 )
 from cdrlog.core.events import AgentEvent, Event
 from cdrlog.store import presence
-from cdrlog.store.presence import state_event, state_events
+from cdrlog.store.presence import edge, of_agent, state_event, state_events
 from cdrlog.store.tables import agent, agent_hour, call_event, pairs_in
 
 AgentKey = tuple[str, str]
@@ -84,17 +84,16 @@ def refresh(connection: Connection, changed: Mapping[AgentKey, tuple[datetime, d
 def _refresh_agent(
     connection: Connection, team: str, agentno: str, first: datetime, last: datetime
 ) -> None:
-    mine = [call_event.c.orgidentity == team, call_event.c.agentno == agentno]
-    mine += state_events(call_event)
+    mine = of_agent(team, agentno)
     at = call_event.c.event_time
-    before = connection.execute(select(func.max(at)).where(*mine, at < first)).scalar()
-    after = connection.execute(select(func.min(at)).where(*mine, at > last)).scalar()
+    before = connection.execute(edge([*mine, at < first], newest=True)).scalar()
+    after = connection.execute(edge([*mine, at > last], newest=False)).scalar()
     low = hour_of(first if before is None else before)
     high = hour_of(last if after is None else after)
     start, end = hour_start(low), hour_start(high + 1)
     # The events of the hours, with those at the newest time before them (the state
     # the first hour starts in), in one read.
-    carried_from = select(func.max(at)).where(*mine, at < start).scalar_subquery()
+    carried_from = edge([*mine, at < start], newest=True).scalar_subquery()
     rows = connection.execute(
         select(
             call_event.c.event,
@@ -109,7 +108,7 @@ def _refresh_agent(
     carried = STATE_AFTER[max(earlier, key=agent_order).event] if earlier else AgentState.LOGGED_OUT
     closed = (
         after is not None
-        and connection.execute(select(func.min(at)).where(*mine, at >= end)).scalar() is not None
+        and connection.execute(edge([*mine, at >= end], newest=False)).scalar() is not None
     )
     hours = closed_time_per_hour(
         carried, [e for e in read if e.event_time >= start], start, end, closed

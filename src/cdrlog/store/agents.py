@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, func, or_, select
 
 from cdrlog.core.agentstate import (
     STATE_AFTER,
@@ -33,6 +33,8 @@ from cdrlog.store.queries import epoch_micros
 from cdrlog.store.tables import agent, call_event, cdr
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Agents whose events one statement reads: bounded statements on every database.
+_AGENTS_PER_READ = 500
 # Later than any event: "newest before" it is the newest of all.
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -280,36 +282,47 @@ def _newest_before(
     connection: Connection, teams: Sequence[str] | None, queue: str | None, start: datetime
 ) -> dict[tuple[str, str], list[AgentEvent]]:
     """Per agent, its state events at the newest time before `start` (all of them: at
-    one time the order, not the reading, decides): one seek per agent, in one query."""
+    one time the order, not the reading, decides). Two queries: each agent's newest
+    time (one walk of the session index per agent, stopping at its first state event),
+    then the events at those times."""
     older = call_event.alias("older")
+    at = older.c.event_time
     newest = (
-        select(func.max(older.c.event_time))
-        .where(*_state_events_of_agent(older), older.c.event_time < start)
+        select(at)
+        .where(*_state_events_of_agent(older), at < start)
+        .order_by(at.desc())
+        .limit(1)
         .correlate(agent)
         .scalar_subquery()
     )
-    rows = connection.execute(
-        select(
-            agent.c.orgidentity,
-            agent.c.agentno,
-            call_event.c.event,
-            call_event.c.event_time,
-            call_event.c.eventid,
-            call_event.c.agentphone,
-            call_event.c.agent_group,
-        )
-        .select_from(
-            agent.join(
-                call_event,
-                and_(*_state_events_of_agent(call_event), call_event.c.event_time == newest),
-            )
-        )
-        .where(*_agents_wanted(teams, queue))
-    )
+    times = connection.execute(
+        select(agent.c.orgidentity, agent.c.agentno, newest).where(*_agents_wanted(teams, queue))
+    ).all()
     found: dict[tuple[str, str], list[AgentEvent]] = {}
-    for row in rows:
-        team, agentno = row.orgidentity, row.agentno
-        found.setdefault((team, agentno), []).append(state_event(team, agentno, row))
+    wanted = [(team, agentno, moment) for team, agentno, moment in times if moment is not None]
+    for chunk in range(0, len(wanted), _AGENTS_PER_READ):
+        picks = [
+            and_(
+                call_event.c.orgidentity == team,
+                call_event.c.agentno == agentno,
+                call_event.c.event_time == moment,
+            )
+            for team, agentno, moment in wanted[chunk : chunk + _AGENTS_PER_READ]
+        ]
+        rows = connection.execute(
+            select(
+                call_event.c.orgidentity,
+                call_event.c.agentno,
+                call_event.c.event,
+                call_event.c.event_time,
+                call_event.c.eventid,
+                call_event.c.agentphone,
+                call_event.c.agent_group,
+            ).where(*state_events(call_event), or_(*picks))
+        )
+        for row in rows:
+            team, agentno = row.orgidentity, row.agentno
+            found.setdefault((team, agentno), []).append(state_event(team, agentno, row))
     return found
 
 

@@ -9,10 +9,11 @@ function of the set of events as stored, and the floor's view reads one row per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, select, update
 
 from cdrlog.core.agentstate import (
     NEVER_SEEN,
@@ -32,23 +33,29 @@ _EVENTS_OF: dict[AgentState, list[str]] = {
 
 def presence_of(connection: Connection, team: str, agentno: str) -> Presence:
     """The agent's state and since when, from its state events in the journal."""
-    mine = _of_agent(team, agentno)
+    mine = of_agent(team, agentno)
     at = call_event.c.event_time
-    newest = connection.execute(select(func.max(at)).where(*mine)).scalar()
+    newest = connection.execute(edge(mine, newest=True)).scalar()
     if newest is None:
         return NEVER_SEEN
     state = STATE_AFTER[_last_at(connection, team, agentno, newest).event]
     others = sorted(set(STATE_AFTER) - set(_EVENTS_OF[state]))
-    bound = connection.execute(
-        select(func.max(at)).where(*mine, call_event.c.event.in_(others))
-    ).scalar()
+    bound = connection.execute(edge([*mine, call_event.c.event.in_(others)], newest=True)).scalar()
     if bound is None:
-        since = connection.execute(select(func.min(at)).where(*mine)).scalar()
+        since = connection.execute(edge(mine, newest=False)).scalar()
     elif STATE_AFTER[_last_at(connection, team, agentno, bound).event] is state:
         since = bound  # the run began at that time, after the other state's event
     else:
-        since = connection.execute(select(func.min(at)).where(*mine, at > bound)).scalar()
+        since = connection.execute(edge([*mine, at > bound], newest=False)).scalar()
     return Presence(state, since)
+
+
+def edge(conditions: Sequence[ColumnElement[bool]], newest: bool) -> Select[datetime]:
+    """The newest (or oldest) event time of the journal rows `conditions` pick, as one
+    walk of the session index that stops at the first row that passes: MAX() and MIN()
+    read every row of the agent where a condition (the event name) is not in the index."""
+    at = call_event.c.event_time
+    return select(at).where(*conditions).order_by(at.desc() if newest else at).limit(1)
 
 
 def keep(connection: Connection, team: str, agentno: str, presence: Presence) -> None:
@@ -70,7 +77,8 @@ def stored(state: str | None, since: datetime | None) -> Presence:
     return Presence(AgentState(state), since)
 
 
-def _of_agent(team: str, agentno: str) -> list[ColumnElement[bool]]:
+def of_agent(team: str, agentno: str) -> list[ColumnElement[bool]]:
+    """The agent's state events: a range of the session index."""
     return [
         call_event.c.orgidentity == team,
         call_event.c.agentno == agentno,
@@ -87,7 +95,7 @@ def _last_at(connection: Connection, team: str, agentno: str, moment: datetime) 
             call_event.c.eventid,
             call_event.c.agentphone,
             call_event.c.agent_group,
-        ).where(*_of_agent(team, agentno), call_event.c.event_time == moment)
+        ).where(*of_agent(team, agentno), call_event.c.event_time == moment)
     )
     return max((state_event(team, agentno, row) for row in rows), key=agent_order)
 

@@ -108,6 +108,12 @@ cdr = Table(
         "disposition",
         "billsec",
         "answertime",
+        "calltype",
+        "status",
+        "endtime",
+        "agent_group",
+        "hold_seconds",
+        "transferred_to",
     ),
     Index("ix_cdr_team_starttime", "orgidentity", "starttime", "id"),
     Index("ix_cdr_agent", "orgidentity", "agentno", "starttime"),
@@ -140,6 +146,17 @@ call_event = Table(
     UniqueConstraint("orgidentity", "fingerprint", name="uq_call_event_fingerprint"),
     # A call's events; and, under a NULL sessionid, an agent's events newest first.
     Index("ix_call_event_session", "orgidentity", "sessionid", "agentno", "event_time"),
+    # Agents' state events, newest first: PostgreSQL does not walk the session index in
+    # time order under `sessionid IS NULL` (not an equality to it), so without this it
+    # reads all of an agent's events to find the newest. The others walk it.
+    Index(
+        "ix_call_event_agent_state",
+        "orgidentity",
+        "agentno",
+        "event_time",
+        "event",
+        postgresql_where=text("sessionid IS NULL"),
+    ).ddl_if(dialect="postgresql"),
     Index("ix_call_event_received", "received_at"),
     **TABLE_OPTIONS,
 )
