@@ -53,6 +53,7 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "hook_retry_hours": ("2.5", 2.5),
     "hook_timeout_seconds": ("3", 3.0),
     "allow_private_targets": ("true", True),
+    "alert_check_seconds": ("2.5", 2.5),
 }
 # A list travels in the environment as JSON, the one form `Settings` reads it in.
 IN_ENVIRONMENT = {"allowed_hosts": '["cdr.example.com"]'}

@@ -393,6 +393,8 @@ def endpoints(world: World) -> list[Endpoint]:
         Endpoint("admin", "POST", f"/api/v1/rejected/{letter_id}/retry"),
         Endpoint("admin", "GET", "/api/v1/hooks"),
         Endpoint("admin", "GET", "/api/v1/hooks/failed"),
+        Endpoint("read", "GET", "/api/v1/alerts"),
+        Endpoint("admin", "GET", "/api/v1/alerts/rules"),
         Endpoint("metrics", "GET", "/metrics"),
     ]
 

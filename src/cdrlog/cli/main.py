@@ -10,6 +10,9 @@ from cdrlog.cli.group import Lazy, LazyGroup
 
 COMMANDS = {
     "agents": Lazy("cdrlog.cli.agents:agents", "Agents: the phone each uses, and their states."),
+    "alerts": Lazy(
+        "cdrlog.cli.alerts:alerts", "Alert rules on service level, abandons, waits, silence."
+    ),
     "backup": Lazy(
         "cdrlog.cli.backup:backup", "Copy the SQLite database while it serves (online backup)."
     ),

@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         description="Let hooks send to loopback, link-local and private addresses (a "
         "receiver on this machine or this network); refused by default.",
     )
+    alert_check_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How often each serving process measures what the alert rules watch "
+        "(`cdrlog alerts add`) and raises or clears their alerts.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -59,6 +59,29 @@ def announce_cdrs(
         connection.execute(_ANNOUNCE_CDR, rows)
 
 
+def announce(
+    connection: Connection,
+    team: str,
+    subject: str,
+    version: int,
+    kind: str,
+    payload: str,
+    now: datetime,
+) -> None:
+    """Announce a change that has no row to be read from (an alert): its payload, which
+    is what is sent. Written by the transaction that made the change."""
+    connection.execute(
+        insert(outbox).values(
+            orgidentity=team,
+            subject=subject,
+            version=version,
+            kind=kind,
+            payload=payload,
+            created_at=now,
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Announced:
     id: int

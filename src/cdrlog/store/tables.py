@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Dialect,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -98,7 +99,8 @@ cdr = Table(
     # 1 when written first, one more with every change: (CDR, version) names one state.
     Column("version", BigInteger, nullable=False, server_default=text("1")),
     UniqueConstraint("orgidentity", "diallogid", name="uq_cdr_call"),
-    # Paging walks (starttime, id); statistics read the rest without touching the rows.
+    # Paging walks (starttime, id); statistics (the call-center figures too) and the
+    # floor's waiting calls read the rest without touching the rows.
     Index(
         "ix_cdr_starttime",
         "starttime",
@@ -390,3 +392,43 @@ def cdr_values(record: Cdr) -> dict[str, Any]:
     values["disposition"] = record.disposition.value
     values["status"] = record.status.value
     return values
+
+
+# Alert rules (`cdrlog alerts add`): which figure of which team and queue to watch, past
+# which threshold. A removed rule is kept (`removed_at`) for its recent alert's sake.
+alert_rule = Table(
+    "alert_rule",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    Column("queue", String(64)),  # NULL: every queue of the team
+    Column("metric", String(32), nullable=False),
+    Column("threshold", Double(), nullable=False),
+    Column("window_minutes", Integer, nullable=False),
+    Column("service_level_seconds", Integer, nullable=False),
+    Column("short_abandon_seconds", Integer, nullable=False),
+    Column("note", String(255)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("removed_at", UtcDateTime()),
+    **TABLE_OPTIONS,
+)
+
+# Each rule's alert (`core.alerts.AlertState`), made with the rule. `version` goes up by
+# one with every raise and clear, and only an UPDATE that finds the version it read may
+# change it: of several evaluators, one announces each change (`store.alerts`).
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("raised", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("raised_at", UtcDateTime()),
+    Column("cleared_at", UtcDateTime()),
+    Column("value", Double()),
+    Column("measured_at", UtcDateTime()),
+    **TABLE_OPTIONS,
+)
+
+# A team's newest event in one index probe, for alerts on a silent PBX: without it, that
+# is a scan of the team's whole journal (or of every team's recent events).
+Index("ix_call_event_team_received", call_event.c.orgidentity, call_event.c.received_at)

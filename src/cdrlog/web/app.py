@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cdrlog import __version__
 from cdrlog.service import metrics
+from cdrlog.service.alerter import Alerter
 from cdrlog.service.batcher import Batcher
 from cdrlog.service.clock import Clock, utc_now
 from cdrlog.service.dispatcher import Dispatcher
@@ -28,6 +29,7 @@ from cdrlog.service.settings import Settings
 from cdrlog.service.spool import SpoolUnavailable
 from cdrlog.web import (
     agentreport,
+    alerts,
     api,
     dashboard,
     docs,
@@ -70,6 +72,14 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
             allow_private=settings.allow_private_targets,
         )
         dispatcher.start()
+        alerter = Alerter(
+            wired.engine,
+            wired.hooks,
+            wired.clock,
+            every=settings.alert_check_seconds,
+            longest_call=timedelta(minutes=settings.max_call_minutes),
+        )
+        alerter.start()
         tasks = [
             asyncio.create_task(_close_stale_calls(wired.ingestor, settings.timeout_check_seconds)),
             asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),
@@ -80,6 +90,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         yield
         for task in tasks:
             task.cancel()
+        await asyncio.to_thread(alerter.close)
         await asyncio.to_thread(dispatcher.close)
         # Requests in flight have been answered by now; store what is still queued.
         wired.close()
@@ -112,6 +123,8 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
     app.include_router(agentreport.router)
     app.include_router(now.router)
     app.include_router(hooks.router)
+    app.include_router(alerts.rules_router)
+    app.include_router(alerts.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)
     app.include_router(signin.router)

@@ -1,9 +1,10 @@
 // The supervisor view: today's service level and abandons against their target, the
 // queues, the week by hour, each agent's time and the missed calls nobody has dealt
 // with yet. Every figure comes from the public API (`/now`, `/stats`, `/agents/report`,
-// `/missed`), so it reads exactly what a script would. The URL chooses, as on the
+// `/missed`, `/alerts`), so it reads exactly what a script would. The URL chooses, as on the
 // wallboard: ?team=T&tz=Area/City&sl=20&target=80.
 
+import { renderAlerts } from "./alerts.js";
 import { byTestId, el, reconcile } from "./dom.js";
 import {
   clamp,
@@ -180,12 +181,14 @@ async function poll() {
   const day = today();
   const tomorrow = plusDays(day, 1);
   try {
-    const [now, heat, agents, missed] = await Promise.all([
+    const [now, heat, agents, missed, alerts] = await Promise.all([
       read("/api/v1/now"),
       read("/api/v1/stats", { group_by: "weekday_hour", calltype: "dialin", from: plusDays(day, -6), to: tomorrow }),
       read("/api/v1/agents/report", { from: day, to: tomorrow }),
       read("/api/v1/missed", { from: day, to: tomorrow, unresolved: "true", limit: "50" }),
+      read("/api/v1/alerts"),
     ]);
+    renderAlerts(byId("sv-alerts"), alerts.active, { prefix: "sv", testId: "sv-alert", showTeam: !team });
     renderNow(now);
     renderHeat(heat);
     renderAgents(agents);

@@ -7,6 +7,7 @@
 // the service level green at or above it, amber within 10 points below, red under that;
 // `hours=08:00-20:00&days=mon-fri` count only calls that started in business hours.
 
+import { renderAlerts } from "./alerts.js";
 import { byTestId, el, reconcile } from "./dom.js";
 import { clamp, duration, forwardBusinessHours, level as levelFor, percent } from "./figures.js";
 
@@ -92,9 +93,26 @@ function status(state, text) {
   byId("wb-status-text").textContent = text;
 }
 
+// The alerts raised for the team (or every team) shown, of the queues shown: a rule of
+// all the team's queues concerns any of them.
+async function pollAlerts() {
+  const params = new URLSearchParams();
+  for (const name of ["team", "tz"]) if (url.get(name)) params.set(name, url.get(name));
+  const response = await fetch(`/api/v1/alerts?${params}`, { headers: { Accept: "application/json" } });
+  if (!response.ok) return;
+  const queues = url.getAll("queue");
+  const shown = (await response.json()).active.filter(
+    (alert) => !queues.length || alert.queue === null || queues.includes(alert.queue),
+  );
+  renderAlerts(byId("wb-alerts"), shown, { prefix: "wb", testId: "wb-alert", showTeam: !url.get("team") });
+}
+
 async function poll() {
   try {
-    const response = await fetch(`/api/v1/now?${query()}`, { headers: { Accept: "application/json" } });
+    const [response] = await Promise.all([
+      fetch(`/api/v1/now?${query()}`, { headers: { Accept: "application/json" } }),
+      pollAlerts().catch(() => undefined),
+    ]);
     if (response.status === 401) {
       status("error", "Sign in on the dashboard (/) on this screen first");
     } else if (!response.ok) {
