@@ -173,7 +173,9 @@ def _window(
     minutes, service_level, short_abandon = terms
     wanted = CdrFilter(start_from=at - timedelta(minutes=minutes), teams=tuple(teams))
     measured_by = StatsTerms(service_level, short_abandon)
-    rows = connection.execute(queries.stats(wanted, GroupBy.QUEUE, [], measured_by)).all()
+    fenced = connection.dialect.name == "sqlite"
+    query = queries.stats(wanted, GroupBy.QUEUE, [], measured_by, fenced)
+    rows = connection.execute(query).all()
     return [stats_row(r[1] or "", r[0], queries.totals_of(r, 2)) for r in rows]
 
 
