@@ -129,11 +129,9 @@ def rebuild_all(connection: Connection) -> int:
     a migration, a bulk load or a rebuild; returns how many hour rows were written. One
     read per agent (a range of the session index): memory holds one agent's events."""
     connection.execute(delete(agent_hour))
-    agents = connection.execute(
-        select(call_event.c.orgidentity, call_event.c.agentno)
-        .where(*state_events(call_event), call_event.c.agentno.is_not(None))
-        .distinct()
-    ).all()
+    # The registry names every agent an event has named (ingest and bulk loads both
+    # write it): a DISTINCT over the journal would read all of it.
+    agents = connection.execute(select(agent.c.orgidentity, agent.c.agentno)).all()
     written = 0
     pending: list[dict[str, Any]] = []
     for team, agentno in sorted(agents):
@@ -152,6 +150,8 @@ def rebuild_all(connection: Connection) -> int:
         )
         events = [state_event(team, agentno, row) for row in rows]
         presence.keep(connection, team, agentno, fold_agent(events))
+        if not events:
+            continue
         low = hour_of(min(e.event_time for e in events))
         high = hour_of(max(e.event_time for e in events))
         hours = closed_time_per_hour(
