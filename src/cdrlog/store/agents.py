@@ -9,7 +9,7 @@ state than the newest, since nothing older can change the result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,14 +27,15 @@ from cdrlog.core.agenttime import AgentFigures, AgentTime, hour_of, hour_start, 
 from cdrlog.core.events import AgentEvent
 from cdrlog.core.rules import Disposition
 from cdrlog.store import agenthours, presence
+from cdrlog.store.agenthours import AgentKey
 from cdrlog.store.database import read_only
-from cdrlog.store.presence import state_event, state_events
+from cdrlog.store.presence import edge, of_agent, state_event, state_events
 from cdrlog.store.queries import epoch_micros
-from cdrlog.store.tables import agent, call_event, cdr
+from cdrlog.store.tables import agent, call_event, cdr, pairs_in
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Agents whose events one statement reads: bounded statements on every database.
-_AGENTS_PER_READ = 500
+_AGENTS_PER_READ = 400
 # Later than any event: "newest before" it is the newest of all.
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -164,22 +165,23 @@ def _time_in_states(
     whole hours inside from `agent_hour` (each agent's still open newest interval
     added), the parts of an hour at either end from the journal's events. Equal to
     folding every event of the range, since the rows are exact microseconds."""
+    keys = _agent_keys(connection, teams, queue)
     low = hour_of(start) if hour_start(hour_of(start)) == start else hour_of(start) + 1
     high = hour_of(until)
     if high <= low:
-        return _rounded(_exact(connection, teams, queue, start, until))
-    spent = _exact(connection, teams, queue, start, hour_start(low))
+        return _rounded(_exact(connection, keys, start, until))
+    spent = _exact(connection, keys, start, hour_start(low))
     whole = agenthours.summed(connection, _agents_wanted(teams, queue), low, high)
     for key, counted in whole.items():
         for state, spent_us in counted.items():
             _spend(spent, key, state, timedelta(microseconds=spent_us))
     hours_from, hours_to = hour_start(low), hour_start(high)
-    for key, events in _newest_before(connection, teams, queue, _FAR_FUTURE).items():
+    for key, events in _newest_before(connection, keys, _FAR_FUTURE).items():
         newest = max(events, key=agent_order)
         since = max(newest.event_time, hours_from)
         if since < hours_to:
             _spend(spent, key, STATE_AFTER[newest.event], hours_to - since)
-    for key, states in _exact(connection, teams, queue, hours_to, until).items():
+    for key, states in _exact(connection, keys, hours_to, until).items():
         for state, span in states.items():
             _spend(spent, key, state, span)
     return _rounded(spent)
@@ -202,12 +204,8 @@ def _rounded(
 
 
 def _exact(
-    connection: Connection,
-    teams: Sequence[str] | None,
-    queue: str | None,
-    start: datetime,
-    until: datetime,
-) -> dict[tuple[str, str], dict[AgentState, timedelta]]:
+    connection: Connection, keys: Sequence[AgentKey], start: datetime, until: datetime
+) -> dict[AgentKey, dict[AgentState, timedelta]]:
     """Time in each state over [start, until), folded by the database from the events:
     each state event in the range holds until the agent's next one (`LEAD` in the
     order of `agentstate.agent_order`; events of one time follow each other in no
@@ -216,16 +214,16 @@ def _exact(
     is in the state its newest events before `start` left it in. Two queries, whatever
     the number of agents: no event row leaves the database. Meant for under an hour:
     longer spans read `agent_hour`."""
-    if until <= start:
+    if until <= start or not keys:
         return {}
     carried = {
         key: fold_agent(events).state
-        for key, events in _newest_before(connection, teams, queue, start).items()
+        for key, events in _newest_before(connection, keys, start).items()
     }
     start_us, until_us = _micros(start), _micros(until)
     at = epoch_micros(call_event.c.event_time)
     following = func.lead(at).over(
-        partition_by=(agent.c.orgidentity, agent.c.agentno),
+        partition_by=(call_event.c.orgidentity, call_event.c.agentno),
         order_by=(
             call_event.c.event_time,
             call_event.c.eventid.is_(None),
@@ -233,36 +231,36 @@ def _exact(
             call_event.c.event,
         ),
     )
-    held = (
-        select(
-            agent.c.orgidentity.label("team"),
-            agent.c.agentno.label("agentno"),
-            call_event.c.event.label("event"),
-            at.label("at"),
-            following.label("next"),
-        )
-        .select_from(
-            agent.join(
-                call_event,
-                and_(
-                    *_state_events_of_agent(call_event),
-                    call_event.c.event_time >= start,
-                    call_event.c.event_time < until,
-                ),
+    rows: list[Any] = []
+    for chunk in _chunks(keys):
+        # The agents' keys written in, so that each database reads one range of the
+        # session index per agent, from `start` to `until` (joined to the agent rows,
+        # MariaDB reads each agent's events from its first).
+        held = (
+            select(
+                call_event.c.orgidentity.label("team"),
+                call_event.c.agentno.label("agentno"),
+                call_event.c.event.label("event"),
+                at.label("at"),
+                following.label("next"),
             )
+            .where(
+                pairs_in(call_event.c.orgidentity, call_event.c.agentno, chunk),
+                *state_events(call_event),
+                call_event.c.event_time >= start,
+                call_event.c.event_time < until,
+            )
+            .subquery()
         )
-        .where(*_agents_wanted(teams, queue))
-        .subquery()
-    )
-    rows = connection.execute(
-        select(
-            held.c.team,
-            held.c.agentno,
-            held.c.event,
-            func.sum(func.coalesce(held.c.next, until_us) - held.c.at),
-            func.min(held.c.at),
-        ).group_by(held.c.team, held.c.agentno, held.c.event)
-    )
+        rows += connection.execute(
+            select(
+                held.c.team,
+                held.c.agentno,
+                held.c.event,
+                func.sum(func.coalesce(held.c.next, until_us) - held.c.at),
+                func.min(held.c.at),
+            ).group_by(held.c.team, held.c.agentno, held.c.event)
+        ).all()
     spent: dict[tuple[str, str], dict[AgentState, timedelta]] = {}
     first: dict[tuple[str, str], int] = {}
     for team, agentno, event, micros, earliest in rows:
@@ -279,25 +277,28 @@ def _exact(
 
 
 def _newest_before(
-    connection: Connection, teams: Sequence[str] | None, queue: str | None, start: datetime
-) -> dict[tuple[str, str], list[AgentEvent]]:
+    connection: Connection, keys: Sequence[AgentKey], start: datetime
+) -> dict[AgentKey, list[AgentEvent]]:
     """Per agent, its state events at the newest time before `start` (all of them: at
-    one time the order, not the reading, decides). Two queries: each agent's newest
-    time (one walk of the session index per agent, stopping at its first state event),
-    then the events at those times."""
-    older = call_event.alias("older")
-    at = older.c.event_time
-    newest = (
-        select(at)
-        .where(*_state_events_of_agent(older), at < start)
-        .order_by(at.desc())
-        .limit(1)
-        .correlate(agent)
-        .scalar_subquery()
-    )
-    times = connection.execute(
-        select(agent.c.orgidentity, agent.c.agentno, newest).where(*_agents_wanted(teams, queue))
-    ).all()
+    one time the order, not the reading, decides). Each agent's newest time is its own
+    subquery with the agent's key written in (one walk of the session index that starts
+    at `start` and stops at the first state event: correlated to the agent row instead,
+    MariaDB walks down from the agent's newest event, reading every row on the way),
+    all in one statement; then the events at those times."""
+    at = call_event.c.event_time
+    times: list[tuple[str, str, datetime | None]] = []
+    for part in _chunks(keys):
+        newest = [
+            edge([*of_agent(team, agentno), at < start], newest=True)
+            .scalar_subquery()
+            .label(f"newest{n}")
+            for n, (team, agentno) in enumerate(part)
+        ]
+        found_times = connection.execute(select(*newest)).one()
+        times += [
+            (team, agentno, moment)
+            for (team, agentno), moment in zip(part, found_times, strict=True)
+        ]
     found: dict[tuple[str, str], list[AgentEvent]] = {}
     wanted = [(team, agentno, moment) for team, agentno, moment in times if moment is not None]
     for chunk in range(0, len(wanted), _AGENTS_PER_READ):
@@ -326,13 +327,17 @@ def _newest_before(
     return found
 
 
-def _state_events_of_agent(events: Any) -> list[ColumnElement[bool]]:
-    """The state events of the `agent` row in the query: a range of the session index."""
-    return [
-        events.c.orgidentity == agent.c.orgidentity,
-        events.c.agentno == agent.c.agentno,
-        *state_events(events),
-    ]
+def _agent_keys(
+    connection: Connection, teams: Sequence[str] | None, queue: str | None
+) -> list[AgentKey]:
+    query = select(agent.c.orgidentity, agent.c.agentno).where(*_agents_wanted(teams, queue))
+    rows = connection.execute(query.order_by(agent.c.orgidentity, agent.c.agentno))
+    return [(team, agentno) for team, agentno in rows]
+
+
+def _chunks(keys: Sequence[AgentKey]) -> Iterator[Sequence[AgentKey]]:
+    for at in range(0, len(keys), _AGENTS_PER_READ):
+        yield keys[at : at + _AGENTS_PER_READ]
 
 
 def _agents_wanted(teams: Sequence[str] | None, queue: str | None) -> list[ColumnElement[bool]]:
