@@ -1,7 +1,8 @@
 """`agent_hour` rows and each agent's kept presence are functions of the set of the
-agent's events: kept by ingest batch by batch, in any order of arrival, with re-sends,
-and by writers racing on one agent, they end equal to the pure fold (per hour, and
-`fold_agent`) and to what a rebuild from the journal gives."""
+agent's events: marked by ingest batch by batch and worked out now and then, in any
+order of arrival, with re-sends, and by writers and keepers racing on one agent, they
+end equal to the pure fold (per hour, and `fold_agent`) and to what a rebuild from the
+journal gives."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from cdrlog.core.agentstate import STATE_AFTER, AgentState, Presence, fold_agent
 from cdrlog.core.agenttime import closed_time_per_hour, hour_of, hour_start
 from cdrlog.core.events import AgentEvent, fingerprint
 from cdrlog.service.ingest import Ingestor
-from cdrlog.store.agenthours import rebuild_all
+from cdrlog.store.agenthours import keep_up, rebuild_all
 from cdrlog.store.database import in_transaction
 from cdrlog.store.presence import stored
 from cdrlog.store.tables import agent, agent_hour
@@ -126,6 +127,9 @@ def test_kept_batch_by_batch_in_any_order_equals_rebuilt(
         size = data.draw(st.integers(1, 6))
         ingestor.ingest_many(arrivals[:size])
         arrivals = arrivals[size:]
+        if data.draw(st.booleans()):
+            keep_up(engine)  # now and then between batches, as the background loop does
+    keep_up(engine)
     kept, presences = rows_of(engine), presences_of(engine)
     events = [a.event for a in history if isinstance(a.event, AgentEvent)]
     assert kept == pure(events)
@@ -161,11 +165,14 @@ def test_writers_racing_on_one_agent_end_equal_to_rebuilt(engine: Engine) -> Non
         ingestor = Ingestor(engine)
         for at in range(0, len(share), 4):
             ingestor.ingest_many(share[at : at + 4])
+            if mine.random() < 0.3:
+                keep_up(engine)  # keepers racing with each other and with ingest
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(send, range(4)))
     # Whatever no writer sent, one more sends now: the set is then the whole history.
     Ingestor(engine).ingest_many(history)
+    keep_up(engine)
     kept, presences = rows_of(engine), presences_of(engine)
     events = [a.event for a in history if isinstance(a.event, AgentEvent)]
     assert kept == pure(events)

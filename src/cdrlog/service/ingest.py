@@ -31,7 +31,7 @@ from cdrlog.service import metrics
 from cdrlog.service.callcache import DEFAULT_CAPACITY, CallCache, CallState, new_version
 from cdrlog.service.clock import Clock, utc_now
 from cdrlog.service.hookwatch import HookWatch
-from cdrlog.store import deadletters
+from cdrlog.store import agenthours, deadletters
 from cdrlog.store.database import in_transaction
 from cdrlog.store.deadletters import DeadLetter
 from cdrlog.store.hotpath import NEW, HotPath
@@ -115,6 +115,11 @@ class Ingestor:
 
         _, refolded = self._locked(ordered, work)
         _count(refolded)
+
+    def keep_agents_up(self) -> int:
+        """Work out the agents' hours and presence that ingest marked (`agenthours`);
+        how many marks were taken. Readers of them do it too, first."""
+        return agenthours.keep_up(self.engine)
 
     def close_stale(self, limit: int = 500) -> int:
         """Close as `timeout` open calls older than the maximum call length; how many."""

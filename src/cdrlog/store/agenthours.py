@@ -1,6 +1,11 @@
-"""Agents' time in states per hour (`agent_hour`), kept current by ingest so that a
-report over a month reads a few rows per agent and hour instead of folding every agent
-event of the month.
+"""Agents' time in states per hour (`agent_hour`) and their presence (`presence`), kept
+current so that a report over a month reads a few rows per agent and hour instead of
+folding every agent event of the month, and the floor one row per agent.
+
+Ingest only marks (`agent_mark`, one row per agent per batch, in the batch's
+transaction) which agents' state events arrived and between which times; `keep_up`
+works the marks out, soon after in each serving process's background loop, and before
+any read of these figures, so a reader never sees them behind the journal.
 
 A row holds the microseconds an agent spent available, paused and in wrap-up within one
 UTC hour, counting only intervals some later event of the agent has ended: the newest
@@ -16,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, insert, select
 
 from cdrlog.core.agentstate import STATE_AFTER, AgentState, agent_order, fold_agent
 from cdrlog.core.agenttime import (
@@ -29,8 +35,9 @@ from cdrlog.core.agenttime import (
 )
 from cdrlog.core.events import AgentEvent, Event
 from cdrlog.store import presence
+from cdrlog.store.database import in_transaction
 from cdrlog.store.presence import edge, of_agent, state_event, state_events
-from cdrlog.store.tables import agent, agent_hour, call_event, pairs_in
+from cdrlog.store.tables import agent, agent_hour, agent_mark, call_event, pairs_in
 
 AgentKey = tuple[str, str]
 # Rows per INSERT when rebuilding: bounded statements on every database.
@@ -60,10 +67,53 @@ def spans(events: Iterable[Event]) -> dict[AgentKey, tuple[datetime, datetime]]:
     return found
 
 
+def mark(connection: Connection, changed: Mapping[AgentKey, tuple[datetime, datetime]]) -> None:
+    """Note that these agents' state events between the two times given were journaled
+    (in this transaction): one INSERT, whatever the number of agents."""
+    if changed:
+        rows = [
+            {"orgidentity": team, "agentno": agentno, "first_time": first, "last_time": last}
+            for (team, agentno), (first, last) in sorted(changed.items())
+        ]
+        connection.execute(insert(agent_mark), rows)
+
+
+def keep_up(engine: Engine, teams: Sequence[str] | None = None) -> int:
+    """Work out the marks left by ingest (of these teams; None: all): each marked
+    agent's hours and presence, then its marks go, in one short transaction per agent,
+    so that ingest, which takes an agent's registry row too, waits at most for one
+    agent's. Safe beside other keepers: an agent's marks are taken with their rows
+    locked, and a second keeper waits, then finds them gone. Returns how many marks
+    it took."""
+    query = select(agent_mark.c.orgidentity, agent_mark.c.agentno).distinct()
+    if teams is not None:
+        query = query.where(agent_mark.c.orgidentity.in_(sorted(set(teams))))
+    with engine.connect() as connection:
+        marked = sorted(connection.execute(query).all())
+    return sum(in_transaction(engine, partial(_keep_up, key=key)) for key in marked)
+
+
+def _keep_up(connection: Connection, *, key: AgentKey) -> int:
+    team, agentno = key
+    query = select(agent_mark).where(
+        agent_mark.c.orgidentity == team, agent_mark.c.agentno == agentno
+    )
+    if connection.dialect.name != "sqlite":
+        query = query.with_for_update()
+    marks = connection.execute(query).all()
+    if not marks:
+        return 0
+    first = min(row.first_time for row in marks)
+    last = max(row.last_time for row in marks)
+    refresh(connection, {(team, agentno): (first, last)})
+    connection.execute(delete(agent_mark).where(agent_mark.c.id.in_([row.id for row in marks])))
+    return len(marks)
+
+
 def refresh(connection: Connection, changed: Mapping[AgentKey, tuple[datetime, datetime]]) -> None:
-    """Rewrite the hours these agents' new state events (journaled in this transaction,
-    each agent's between the two times given) changed. The agents' registry rows must
-    exist (the same transaction's registry facts make them)."""
+    """Rewrite the hours these agents' state events (each agent's between the two times
+    given) changed, and their presence. The agents' registry rows must exist (the
+    registry facts of the events' batch made them)."""
     if not changed:
         return
     keys = sorted(changed)
@@ -129,6 +179,7 @@ def rebuild_all(connection: Connection) -> int:
     a migration, a bulk load or a rebuild; returns how many hour rows were written. One
     read per agent (a range of the session index): memory holds one agent's events."""
     connection.execute(delete(agent_hour))
+    connection.execute(delete(agent_mark))
     # The registry names every agent an event has named (ingest and bulk loads both
     # write it): a DISTINCT over the journal would read all of it.
     agents = connection.execute(select(agent.c.orgidentity, agent.c.agentno)).all()

@@ -56,6 +56,7 @@ def listing(
     """Every agent of these teams (None: all teams), by team and agent number: the
     presence ingest keeps on each registry row (`presence`), on a call while one it
     answered is open. Two queries, whatever the number of agents."""
+    agenthours.keep_up(engine, teams)
     query = select(
         agent.c.orgidentity,
         agent.c.agentno,
@@ -137,6 +138,7 @@ def time_report(
     whichever is earlier, and the calls it handled that started in the range. Sorted by
     team and agent number."""
     until = min(end, now)
+    agenthours.keep_up(engine, teams)
     with engine.connect() as connection:
         reading = read_only(connection)
         calls = _handled_calls(reading, teams, start, end)

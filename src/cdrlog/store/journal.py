@@ -158,13 +158,13 @@ class Journal:
             in_transaction(self.engine, lambda c: c.execute(self._insert_lock, rows))
 
     def learn_agents(self, connection: Connection, events: Iterable[Event], now: datetime) -> None:
-        """Record in the agent registry what these events say of agents, and the hours
-        their state events change (`agenthours`: after the registry, whose rows they lock)."""
+        """Record in the agent registry what these events say of agents, and mark the
+        agents whose state events these are (`agenthours` works the marks out)."""
         events = list(events)
         facts = [fact for event in events if (fact := registry.fact_of(event)) is not None]
         if facts:
             self._registry.record(connection, registry.newest_facts(facts), now)
-        agenthours.refresh(connection, agenthours.spans(events))
+        agenthours.mark(connection, agenthours.spans(events))
 
     def set_agent(self, facts: Iterable[registry.AgentFact], now: datetime) -> None:
         newest = registry.newest_facts(facts)

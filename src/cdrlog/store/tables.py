@@ -309,6 +309,21 @@ hook_delivery = Table(
     **TABLE_OPTIONS,
 )
 
+# Agents whose state events arrived since their hours and presence were last worked
+# out, and between which times: ingest writes one row per agent per batch, and
+# store/agenthours.py works them out soon after, or before anything reads them.
+agent_mark = Table(
+    "agent_mark",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("orgidentity", String(64), nullable=False),
+    Column("agentno", String(64), nullable=False),
+    Column("first_time", UtcDateTime(), nullable=False),
+    Column("last_time", UtcDateTime(), nullable=False),
+    Index("ix_agent_mark_agent", "orgidentity", "agentno"),
+    **TABLE_OPTIONS,
+)
+
 # An agent's time in states per UTC hour, as store/agenthours.py keeps it.
 agent_hour = Table(
     "agent_hour",

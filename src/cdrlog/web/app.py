@@ -48,6 +48,8 @@ from cdrlog.web.redaction import RedactTokens
 
 log = logging.getLogger(__name__)
 DRAIN_EVERY = 1.0
+# Each agent's figures are worked out once per round, however many events it had.
+KEEP_AGENTS_EVERY = 5.0
 
 
 def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -83,6 +85,7 @@ def create_app(settings: Settings, engine: Engine | None = None, clock: Clock = 
         tasks = [
             asyncio.create_task(_close_stale_calls(wired.ingestor, settings.timeout_check_seconds)),
             asyncio.create_task(_drain_spool(batcher, DRAIN_EVERY)),
+            asyncio.create_task(_keep_agents_up(wired.ingestor, KEEP_AGENTS_EVERY)),
         ]
         # What startup made lives as long as the process: out of the collector's reach,
         # a full collection no longer walks it (a pause of milliseconds per push burst).
@@ -184,6 +187,17 @@ async def _close_stale_calls(ingestor: Ingestor, every: float) -> None:
             continue
         if closed:
             log.info("closed %d calls without a hangup as timeout", closed)
+
+
+async def _keep_agents_up(ingestor: Ingestor, every: float) -> None:
+    """Agents' hours and presence worked out soon after their events, so that the
+    floor's view and reports, which would do it first, seldom have any to do."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(ingestor.keep_agents_up)
+        except DBAPIError as error:
+            log.warning("keeping agents' figures failed, will retry: %s", error)
 
 
 async def _drain_spool(batcher: Batcher, every: float) -> None:

@@ -68,6 +68,17 @@ def upgrade() -> None:
     with op.batch_alter_table("agent") as table:
         table.add_column(sa.Column("state", sa.String(16)))
         table.add_column(sa.Column("state_since", moment))
+    ident = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    op.create_table(
+        "agent_mark",
+        sa.Column("id", ident, primary_key=True, autoincrement=True),
+        sa.Column("orgidentity", sa.String(64), nullable=False),
+        sa.Column("agentno", sa.String(64), nullable=False),
+        sa.Column("first_time", moment, nullable=False),
+        sa.Column("last_time", moment, nullable=False),
+        **_options(),
+    )
+    op.create_index("ix_agent_mark_agent", "agent_mark", ["orgidentity", "agentno"])
     op.create_table(
         "agent_hour",
         sa.Column("orgidentity", sa.String(64), primary_key=True),
@@ -86,6 +97,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("agent_mark")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_call_event_agent_state", table_name="call_event")
     op.drop_index("ix_cdr_starttime", table_name="cdr")
