@@ -15,7 +15,6 @@ from cdrlog.core.agentstate import (
     Presence,
     agent_order,
     fold_agent,
-    settled,
     with_calls,
 )
 from cdrlog.core.events import AGENT_EVENTS, AgentEvent
@@ -146,13 +145,3 @@ def test_the_state_is_that_of_the_latest_state_event(items: list[AgentEvent]) ->
     assert all(
         STATE_AFTER[e.event] is presence.state for e in changing if e.event_time > presence.since
     )
-
-
-@settings(max_examples=300, deadline=None)
-@given(items=events)
-def test_newest_events_that_settle_it_decide_as_all_do(items: list[AgentEvent]) -> None:
-    """What the store relies on: read newest first, stop once another state shows up."""
-    newest_first = sorted((e for e in items if e.event in STATE_AFTER), key=agent_order)[::-1]
-    for size in range(len(newest_first) + 1):
-        if settled(newest_first[:size]):
-            assert fold_agent(newest_first[:size]) == fold_agent(items)

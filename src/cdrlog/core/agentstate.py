@@ -79,16 +79,6 @@ def fold_agent(events: Iterable[AgentEvent]) -> Presence:
     return Presence(state, since)
 
 
-def settled(newest_first: list[AgentEvent]) -> bool:
-    """Whether these, an agent's newest state-changing events, already decide its
-    presence: they hold an event of another state than the newest one's, so no older
-    event can change the state or since when the agent has been in it."""
-    if not newest_first:
-        return False
-    state = STATE_AFTER[newest_first[0].event]
-    return any(STATE_AFTER[e.event] is not state for e in newest_first)
-
-
 def with_calls(presence: Presence, answered_open_call: datetime | None) -> Presence:
     """An agent is `on_call` while a call naming them is answered and not ended, since
     the earliest such answer."""

@@ -51,7 +51,7 @@ _STATE_OF = {column: state for state, column in _COLUMN_OF.items()}
 
 
 def spans(events: Iterable[Event]) -> dict[AgentKey, tuple[datetime, datetime]]:
-    """Per agent, the earliest and latest time of these state events: what `refresh` takes."""
+    """Per agent, the earliest and latest time of these state events: what `mark` takes."""
     found: dict[AgentKey, tuple[datetime, datetime]] = {}
     for event in events:
         if not isinstance(event, AgentEvent) or event.event not in STATE_AFTER:

@@ -1,10 +1,9 @@
 """The agents of a team, what each is doing now (contract section 5, section 6), and
 how long each spent in each state over a range (`agenttime`).
 
-An agent's state is folded at read time from the journal (`agentstate.fold_agent`), so
-it is a function of the set of events as stored, whatever order they came in. Only an
-agent's newest state-changing events are read: enough of them to hold one of another
-state than the newest, since nothing older can change the result.
+An agent's state, `agentstate.fold_agent` of its events, and its time per hour are kept
+from the journal (`presence`, `agenthours`), so they are functions of the set of events
+as stored, whatever order they came in; readers first work out what ingest marked.
 """
 
 from __future__ import annotations
