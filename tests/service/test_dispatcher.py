@@ -20,7 +20,7 @@ from cdrlog.service.hookadmin import subscribe
 from cdrlog.service.hookwatch import HookWatch
 from cdrlog.service.ingest import Ingestor
 from cdrlog.store import hooks
-from cdrlog.store.tables import cdr
+from cdrlog.store.tables import cdr, hook_delivery
 from support.legs import accepted, outbound
 from support.receiver import Receiver, receiving
 
@@ -42,11 +42,15 @@ def render_from(engine: Engine) -> Callable[[int], Rendered | None]:
 
 
 @contextmanager
-def dispatching(engine: Engine, retry_for: timedelta = timedelta(hours=1)) -> Iterator[None]:
+def dispatching(
+    engine: Engine,
+    retry_for: timedelta = timedelta(hours=1),
+    render: Callable[[int], Rendered | None] | None = None,
+) -> Iterator[None]:
     dispatcher = Dispatcher(
         engine,
         HookWatch(engine, every=0.05),
-        render_from(engine),
+        render or render_from(engine),
         utc_now,
         retry_for=retry_for,
         timeout=5,
@@ -95,11 +99,20 @@ def newest(receiver: Receiver) -> dict[str, int]:
     return found
 
 
-def wait_for(done: Callable[[], Any], seconds: float = 60.0) -> None:
+def wait_for(done: Callable[[], Any], seconds: float = 60.0, engine: Engine | None = None) -> None:
     deadline = time.monotonic() + seconds
     while not done():
-        assert time.monotonic() < deadline, "not in time"
+        assert time.monotonic() < deadline, f"not in time; deliveries: {rows(engine)}"
         time.sleep(0.02)
+
+
+def rows(engine: Engine | None) -> list[tuple[Any, ...]]:
+    """The delivery rows as they are, to say why something did not arrive."""
+    if engine is None:
+        return []
+    with engine.connect() as connection:
+        found = connection.execute(select(hook_delivery).order_by(hook_delivery.c.id)).all()
+    return [tuple(row) for row in found]
 
 
 def in_order(receiver: Receiver) -> bool:
@@ -120,7 +133,7 @@ def test_a_receiver_down_for_a_while_gets_everything_once_back(engine: Engine) -
         wait_for(lambda: receiver.refused >= 10)  # tried, and tried again
         assert receiver.messages() == []
         receiver.down = False
-        wait_for(lambda: newest(receiver) == final)
+        wait_for(lambda: newest(receiver) == final, engine=engine)
     assert receiver.bad_signatures == 0
     assert in_order(receiver)
 
@@ -137,7 +150,7 @@ def test_past_the_retry_time_a_delivery_fails_and_is_kept_until_replayed(engine:
         time.sleep(0.3)
         assert receiver.messages() == []  # failed stays failed
         assert hooks.replay(engine, utc_now(), hook_id=hook_id) == len(final)
-        wait_for(lambda: newest(receiver) == final)
+        wait_for(lambda: newest(receiver) == final, engine=engine)
     assert hooks.failed(engine, hook_id) == []
     assert {m["type"] for m in receiver.messages()} == {"cdr.closed"}
 
@@ -148,10 +161,10 @@ def test_a_hanging_receiver_delays_no_other_hook(engine: Engine) -> None:
         hook_for(engine, healthy)
         hanging.open.clear()
         final = calls(engine, 4, "both")
-        wait_for(lambda: newest(healthy) == final)
+        wait_for(lambda: newest(healthy) == final, engine=engine)
         assert hanging.messages() == []
         hanging.open.set()
-        wait_for(lambda: newest(hanging) == final)
+        wait_for(lambda: newest(hanging) == final, engine=engine)
     assert in_order(hanging)
     assert in_order(healthy)
 
@@ -163,7 +176,41 @@ def test_versions_superseded_while_waiting_are_skipped_the_newest_arrives(engine
         final = calls(engine, 1, "fast")
         time.sleep(0.3)
         receiver.open.set()
-        wait_for(lambda: newest(receiver) == final)
+        wait_for(lambda: newest(receiver) == final, engine=engine)
     versions = [m["version"] for m in receiver.messages()]
     assert versions == sorted(versions)
     assert len(versions) < final["fast0"]  # some were never sent: superseded
+
+
+def test_a_cdr_that_cannot_be_shown_is_tried_again_and_holds_up_no_other(
+    engine: Engine,
+) -> None:
+    shown = render_from(engine)
+    troubles = {"left": 3}
+
+    def render(cdr_id: int) -> Rendered | None:
+        rendered = shown(cdr_id)
+        if rendered is not None and rendered.data["diallogid"] == "odd0" and troubles["left"]:
+            troubles["left"] -= 1
+            raise RuntimeError("cannot be shown")
+        return rendered
+
+    with receiving() as receiver, dispatching(engine, render=render):
+        hook_id = hook_for(engine, receiver, (Kind.CDR_CLOSED,))
+        final = calls(engine, 3, "odd")
+        wait_for(lambda: newest(receiver) == final, engine=engine)
+    assert troubles["left"] == 0
+    assert hooks.failed(engine, hook_id) == []
+
+
+def test_a_dispatcher_stopped_mid_delivery_lets_go_of_what_it_holds(engine: Engine) -> None:
+    with receiving() as receiver:
+        receiver.open.clear()
+        with dispatching(engine):
+            hook_id = hook_for(engine, receiver, (Kind.CDR_CLOSED,))
+            final = calls(engine, 2, "held")
+            wait_for(lambda: receiver.waiting >= len(final), engine=engine)
+        # another dispatcher takes them at once, not when the lease would have ended
+        taken = hooks.claim(engine, hook_id, utc_now(), timedelta(minutes=1), 64)
+        assert len(taken) == len(final)
+        receiver.open.set()

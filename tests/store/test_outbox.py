@@ -192,6 +192,19 @@ def test_a_version_announced_while_one_is_sent_is_due_after_it(clean: Engine) ->
     assert next_one.version == 2
 
 
+def test_a_lease_let_go_is_due_at_once_unless_another_took_it_since(clean: Engine) -> None:
+    announce_versions(clean, [1])
+    outbox.hand_on(clean, [subscription(1)], NOW)
+    lease = timedelta(seconds=30)
+    (taken,) = hooks.claim(clean, 1, NOW, lease, 10)
+    hooks.let_go(clean, [taken.id], NOW + lease)
+    (again,) = hooks.claim(clean, 1, NOW + timedelta(seconds=1), lease, 10)
+    # the first holder lets go late: the lease taken since is not its to end
+    hooks.let_go(clean, [again.id], NOW + lease)
+    assert hooks.claim(clean, 1, NOW + timedelta(seconds=2), lease, 10) == []
+    assert hooks.claim(clean, 1, NOW + timedelta(seconds=31), lease, 10) != []
+
+
 # SQLite takes one writer at a time: it has no concurrent dispatchers to test.
 @pytest.mark.parametrize("backend", ["mariadb", "postgresql"], indirect=True)
 def test_dispatchers_share_the_outbox_and_the_deliveries(clean: Engine) -> None:

@@ -40,6 +40,7 @@ class Receiver:
     # Cleared: every request waits until it is set again (a receiver that hangs).
     open: threading.Event = field(default_factory=threading.Event)
     delay: float = 0.0  # seconds each answer takes (deliveries stay in flight that long)
+    waiting: int = 0  # requests held while it hangs
 
     def __post_init__(self) -> None:
         self.open.set()
@@ -63,7 +64,11 @@ def receiving(secret: str = "") -> Iterator[Receiver]:
                 with receiver.lock:
                     receiver.cut_off += 1
                 return
+            with receiver.lock:
+                receiver.waiting += 1
             receiver.open.wait()
+            with receiver.lock:
+                receiver.waiting -= 1
             time.sleep(receiver.delay)
             if receiver.down:
                 with receiver.lock:

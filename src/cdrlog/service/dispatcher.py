@@ -154,28 +154,67 @@ class Dispatcher:
         sender = sender_for(hook.target, secret or "", self.timeout, self.allow_private)
         try:
             while not self._stop.is_set():
+                due: list[Delivery] = []
                 try:
-                    due = await asyncio.to_thread(
-                        hooks.claim, self.engine, hook.id, self.clock(), self.lease, CLAIM_BATCH
-                    )
-                    # IN_FLIGHT at a time, their ends written in one transaction: a
-                    # process killed mid-batch sends again at most what was in flight.
-                    for start in range(0, len(due), IN_FLIGHT):
-                        flight = due[start : start + IN_FLIGHT]
-                        ended = await asyncio.gather(
-                            *(self._deliver(hook, sender, delivery) for delivery in flight)
-                        )
-                        acks = [ack for ack in ended if ack is not None]
-                        await asyncio.to_thread(
-                            hooks.delivered_many, self.engine, acks, self.clock()
-                        )
+                    due = await self._batch(hook, sender)
                 except Exception:
                     log.exception("hooks: serving hook %s failed", hook.id)
-                    due = []
                 if len(due) < CLAIM_BATCH:
                     await asyncio.sleep(self.poll)
         finally:
             await sender.close()
+
+    async def _batch(self, hook: Subscription, sender: Sender) -> list[Delivery]:
+        """Claim the hook's due deliveries and send them; what was claimed."""
+        now = self.clock()
+        due = await asyncio.to_thread(
+            hooks.claim, self.engine, hook.id, now, self.lease, CLAIM_BATCH
+        )
+        held_until = now + self.lease
+        settled = 0
+        try:
+            # IN_FLIGHT at a time, their ends written in one transaction: a process
+            # killed mid-batch sends again at most what was in flight.
+            for start in range(0, len(due), IN_FLIGHT):
+                flight = due[start : start + IN_FLIGHT]
+                # Every one ends before any error goes on: none is let go still sending.
+                ended = await asyncio.gather(
+                    *(self._attempt(hook, sender, delivery) for delivery in flight),
+                    return_exceptions=True,
+                )
+                for end in ended:
+                    if isinstance(end, BaseException):
+                        raise end
+                acks = [ack for ack in ended if isinstance(ack, tuple)]
+                await asyncio.to_thread(hooks.delivered_many, self.engine, acks, self.clock())
+                settled = start + len(flight)
+        except BaseException:
+            # Stopped (shutdown, the hook removed) or the database away mid-batch: what
+            # this batch still holds goes back at once, rather than when its lease ends.
+            unsettled = [delivery.id for delivery in due[settled:]]
+            try:
+                await asyncio.to_thread(hooks.let_go, self.engine, unsettled, held_until)
+            except Exception:
+                log.warning(
+                    "hooks: hook %s keeps %s leases until they end", hook.id, len(unsettled)
+                )
+            raise
+        return due
+
+    async def _attempt(
+        self, hook: Subscription, sender: Sender, delivery: Delivery
+    ) -> tuple[int, int] | None:
+        """`_deliver`, where anything unforeseen (a CDR that cannot be shown, say) is a
+        failed try like any other: retried later, then failed and kept, never lost and
+        never holding up the rest of the batch."""
+        try:
+            return await self._deliver(hook, sender, delivery)
+        except Exception as error:
+            log.exception("hooks: delivering %s to hook %s failed", delivery.subject, hook.id)
+            await asyncio.to_thread(
+                self._failed, hook, delivery, f"internal: {type(error).__name__}"
+            )
+            return None
 
     async def _deliver(
         self, hook: Subscription, sender: Sender, delivery: Delivery

@@ -203,6 +203,22 @@ def delivered_many(engine: Engine, acks: Sequence[tuple[int, int]], now: datetim
     in_transaction(engine, lambda connection: connection.execute(statement, rows))
 
 
+def let_go(engine: Engine, delivery_ids: Sequence[int], held_until: datetime) -> None:
+    """End the leases of these deliveries, taken until `held_until`, before their time:
+    due again at once. A lease taken since by another dispatcher ends later and stays."""
+    if not delivery_ids:
+        return
+    statement = (
+        update(hook_delivery)
+        .where(
+            hook_delivery.c.id.in_(list(delivery_ids)),
+            hook_delivery.c.lease_until <= held_until,
+        )
+        .values(lease_until=None)
+    )
+    in_transaction(engine, lambda connection: connection.execute(statement))
+
+
 def retry_later(
     engine: Engine, delivery_id: int, error: str, now: datetime, next_at: datetime | None
 ) -> None:
