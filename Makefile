@@ -31,8 +31,14 @@ run: install
 # `make test FIND_DATABASES=` runs only those the CDRLOG_TEST_*_URL variables name.
 FIND_DATABASES ?= 1
 
+# Two workers, each on databases of its own (tests/conftest.py); the tests that time the
+# server (marked `alone`) run afterwards with nothing beside them. `make test WORKERS=0`
+# runs everything in one process.
+WORKERS ?= 2
+
 test: install-test system-tools
-	CDRLOG_TEST_FIND_DATABASES=$(FIND_DATABASES) $(BIN)/pytest
+	CDRLOG_TEST_FIND_DATABASES=$(FIND_DATABASES) $(BIN)/pytest -n $(WORKERS) --dist loadgroup -m 'not alone'
+	CDRLOG_TEST_FIND_DATABASES=$(FIND_DATABASES) $(BIN)/pytest -m alone
 
 lint: install-test
 	$(BIN)/ruff format --check src tests scripts

@@ -76,12 +76,41 @@ def _answers(url: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not os.environ.get("CDRLOG_TEST_FIND_DATABASES"):
-        return
-    for variable, url in LOCAL_SERVERS.items():
-        # A server that is not there refuses at once: no wait for a timeout.
-        if not os.environ.get(variable) and _answers(url) is None:
-            os.environ[variable] = url
+    if os.environ.get("CDRLOG_TEST_FIND_DATABASES"):
+        for variable, url in LOCAL_SERVERS.items():
+            # A server that is not there refuses at once: no wait for a timeout.
+            if not os.environ.get(variable) and _answers(url) is None:
+                os.environ[variable] = url
+    # Tests run in parallel (pytest-xdist) each empty the tables as they begin: each
+    # worker has databases of its own on the same servers.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        for variable in LOCAL_SERVERS:
+            url = os.environ.get(variable)
+            if url and _answers(url) is None:
+                os.environ[variable] = _database_of_its_own(url, worker)
+
+
+def _database_of_its_own(url: str, worker: str) -> str:
+    """The URL of `<database>_<worker>` on the same server, made if it is missing."""
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            # CREATE DATABASE runs outside a transaction on PostgreSQL.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql":
+                found = connection.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                ).first()
+                if found is None:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                connection.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}`"))
+    finally:
+        engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def _server_url(variable: str) -> str:
@@ -192,3 +221,11 @@ def amqp_url() -> str:
             f"CDRLOG_TEST_AMQP_URL is not set and no broker answers on 127.0.0.1:5672: {error}"
         )
     return LOCAL_AMQP_URL
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run in parallel (`--dist loadgroup`), the tests of the one broker, which a test
+    restarts, run one after another on one worker."""
+    for item in items:
+        if "amqp_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("rabbitmq"))

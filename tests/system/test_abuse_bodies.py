@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
+import pytest
+
 from system.conftest import (
     FORM,
     Answer,
@@ -21,6 +23,9 @@ from system.conftest import (
     fetch,
     watching,
 )
+
+# Each measures the latency of ordinary pushes under abuse: nothing runs beside it.
+pytestmark = pytest.mark.alone
 
 CHUNK = 64 * 1024
 # A server that reads all of a huge body is let go after this much sending: it has

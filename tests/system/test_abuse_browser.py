@@ -5,8 +5,12 @@ point at 127.0.0.1. Neither may push or read."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from system.conftest import FORM, Figures, Server, event_body, watching
+
+# Each measures the latency of ordinary pushes under abuse: nothing runs beside it.
+pytestmark = pytest.mark.alone
 
 
 def _journaled(client: httpx.Client, sessionid: str) -> int:

@@ -10,6 +10,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from system.conftest import (
     FORM,
@@ -22,6 +23,9 @@ from system.conftest import (
     fetch,
     watching,
 )
+
+# Each measures the latency of ordinary pushes under abuse: nothing runs beside it.
+pytestmark = pytest.mark.alone
 
 STATS_SECONDS = 0.5
 # Six statistics that each walk two centuries hour by hour take half a minute together.

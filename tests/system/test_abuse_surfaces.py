@@ -15,6 +15,9 @@ import pytest
 from cdrlog.web.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from system.conftest import FORM, Figures, Server, event_body, serving, watching
 
+# Each measures the latency of ordinary pushes under abuse: nothing runs beside it.
+pytestmark = pytest.mark.alone
+
 LIMITED_PATHS = ("/", "/docs", "/openapi.json", "/static/app.js", "/metrics")
 QUICK_REQUESTS = 200
 # The normal pusher, 33 a second: within the low limits this test sets.

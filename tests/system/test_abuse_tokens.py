@@ -8,7 +8,12 @@ import time
 import uuid
 from dataclasses import asdict
 
+import pytest
+
 from system.conftest import FORM, Figures, Server, event_body, watching
+
+# Each measures the latency of ordinary pushes under abuse: nothing runs beside it.
+pytestmark = pytest.mark.alone
 
 LOG_WAIT = 5.0
 

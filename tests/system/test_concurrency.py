@@ -24,8 +24,8 @@ from conftest import Backend
 from support.chaos import distinct_events, wrong_agents, wrong_cdrs
 from support.servers import running_server, running_servers
 
-# About 4,200 deliveries: a manual-shaped call and its agents' events come to 9.2 events.
-CALLS = 350
+# About 2,400 deliveries: a manual-shaped call and its agents' events come to 9.2 events.
+CALLS = 200
 SENDERS = 32
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -32,7 +32,8 @@ from cdrlog.web.connections import (
 from support.servers import free_port, running_server
 from system.conftest import event_body
 
-pytestmark = pytest.mark.slow
+# It times pushes and /healthz while connections are held: nothing runs beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 OPEN_FILES = 256
 HELD = 300

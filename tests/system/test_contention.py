@@ -51,7 +51,7 @@ from support.servers import running_servers
 
 SERVERS = 3
 WRITERS = 4
-CALLS = 300
+CALLS = 200
 SENDERS = 24
 # Calls whose events are shuffled together: about this many calls are in flight at once.
 CALLS_IN_FLIGHT = 8

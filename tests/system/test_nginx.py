@@ -35,7 +35,7 @@ from support.servers import free_port, running_server
 pytestmark = pytest.mark.slow
 
 RECEIVERS = 3
-CALLS = 150
+CALLS = 100
 SENDERS = 32
 BEHIND_A_PROXY = ["--max-connections-per-address", "1024"]
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -31,7 +31,7 @@ from support.chaos import distinct_events, wrong_cdrs
 from support.proxy import TcpProxy, proxied
 from support.servers import running_server
 
-CALLS = 300
+CALLS = 200
 OUTAGE_SECONDS = 3.0
 LONGEST_OUTAGE_SECONDS = 20.0
 DEFAULT_PORTS = {"mariadb": 3306, "postgresql": 5432}
