@@ -86,9 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         for variable in LOCAL_SERVERS:
-            url = os.environ.get(variable)
-            if url and _answers(url) is None:
-                os.environ[variable] = _database_of_its_own(url, worker)
+            named = os.environ.get(variable)
+            if named and _answers(named) is None:
+                os.environ[variable] = _database_of_its_own(named, worker)
 
 
 def _database_of_its_own(url: str, worker: str) -> str:
