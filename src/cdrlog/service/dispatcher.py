@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -93,6 +94,9 @@ class Dispatcher:
         self.lease = timedelta(seconds=timeout * (CLAIM_BATCH // IN_FLIGHT + 1) + 10)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set from `close`, in the loop's own thread: a pause between rounds ends at once.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="cdrlog-hooks", daemon=True)
@@ -100,13 +104,27 @@ class Dispatcher:
 
     def close(self, wait: float = 10.0) -> None:
         self._stop.set()
+        loop, woken = self._loop, self._woken
+        if loop is not None and woken is not None:
+            with suppress(RuntimeError):  # the loop has ended already
+                loop.call_soon_threadsafe(woken.set)
         if self._thread is not None:
             self._thread.join(wait)
 
     def _main(self) -> None:
         asyncio.run(self._run())
 
+    async def _pause(self) -> None:
+        """`poll` seconds between rounds, or until `close`."""
+        if self._woken is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.poll)
+
     async def _run(self) -> None:
+        self._woken = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stop.is_set():  # closed before the loop began
+            return
         tasks: dict[int, asyncio.Task[None]] = {}
         figures_at = 0.0
         loop = asyncio.get_running_loop()
@@ -128,7 +146,7 @@ class Dispatcher:
                     log.exception("hooks: handing on the outbox failed")
                     moved = 0
                 if moved < HAND_ON_BATCH:
-                    await asyncio.sleep(self.poll)
+                    await self._pause()
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -160,7 +178,7 @@ class Dispatcher:
                 except Exception:
                     log.exception("hooks: serving hook %s failed", hook.id)
                 if len(due) < CLAIM_BATCH:
-                    await asyncio.sleep(self.poll)
+                    await self._pause()
         finally:
             await sender.close()
 

@@ -10,6 +10,7 @@ own handlers answer them.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -22,6 +23,8 @@ from cdrlog.web.push import PushReceiver, push_operations
 
 TEAM_URL = re.compile(r"/astercc/([^/]+)/events")
 ANY_TEAM_URL = "/astercc/events"
+
+_DOCUMENTS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def parse_push_url(path: str) -> tuple[bool, str | None]:
@@ -41,12 +44,31 @@ class PushFirst(ServiceApp):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            document = super().openapi()
-            # As FastAPI writes its own paths: without the null defaults of optional fields.
-            pushes = jsonable_encoder(push_operations(), exclude_none=True)
-            document["paths"] = pushes | document["paths"]
-            self.openapi_schema = document
+            # Writing the document takes a tenth of a second of CPU; every app a process
+            # builds with the same routes (each test's, each worker's) has the same one.
+            key = self._routes_key()
+            document = _DOCUMENTS.get(key)
+            if document is None:
+                document = super().openapi()
+                # As FastAPI writes its own paths: without the null defaults of optional
+                # fields.
+                pushes = jsonable_encoder(push_operations(), exclude_none=True)
+                document["paths"] = pushes | document["paths"]
+                _DOCUMENTS[key] = document
+            self.openapi_schema = copy.deepcopy(document)
         return self.openapi_schema
+
+    def _routes_key(self) -> tuple[Any, ...]:
+        routes = tuple(
+            (
+                type(route).__name__,
+                getattr(route, "path", None),
+                tuple(sorted(getattr(route, "methods", None) or ())),
+                getattr(getattr(route, "endpoint", None), "__qualname__", None),
+            )
+            for route in self.routes
+        )
+        return (self.title, self.version, self.summary, routes)
 
     def serve_pushes(self, by_address: Buckets) -> None:
         """From now on, answer pushes directly, under the same per-address limit."""
