@@ -214,3 +214,23 @@ def test_a_dispatcher_stopped_mid_delivery_lets_go_of_what_it_holds(engine: Engi
         taken = hooks.claim(engine, hook_id, utc_now(), timedelta(minutes=1), 64)
         assert len(taken) == len(final)
         receiver.open.set()
+
+
+def test_closing_ends_a_pause_at_once(engine: Engine) -> None:
+    with receiving() as receiver:
+        dispatcher = Dispatcher(
+            engine,
+            HookWatch(engine, every=0.05),
+            render_from(engine),
+            utc_now,
+            retry_for=timedelta(hours=1),
+            timeout=5,
+            allow_private=True,
+            poll=3600,  # without a wake-up, closing would wait an hour
+        )
+        hook_for(engine, receiver)
+        dispatcher.start()
+        time.sleep(0.3)  # into its pauses, the hook's task's too
+        assert dispatcher.running
+        dispatcher.close(wait=30)
+        assert not dispatcher.running

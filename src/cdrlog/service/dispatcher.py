@@ -111,6 +111,10 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(wait)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def _main(self) -> None:
         asyncio.run(self._run())
 
