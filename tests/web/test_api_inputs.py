@@ -333,3 +333,16 @@ def test_a_422_names_the_parameter_and_never_repeats_the_value(client: TestClien
     assert body.status_code == 422
     assert "y" * 100 not in body.text
     assert "token" in body.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/api/v1/cdrs", "/api/v1/events", "/api/v1/agents/report"])
+@pytest.mark.parametrize("value", ["20261204", "1764806400", "12.5"])
+def test_a_bare_number_is_no_time(client: TestClient, path: str, value: str) -> None:
+    """20261204 is a date in ISO-8601's basic form and, to a number reader, Unix time in
+    1970: refused, naming the parameter, rather than read either way without a word."""
+    answer = client.get(path, params={"from": value})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["query", "from"]
+    assert "ISO-8601" in answer.text
+    assert client.get(path, params={"from": "2026-12-04T09:00:00+08:00"}).status_code == 200

@@ -4,7 +4,6 @@ arithmetic is in `agenttime`, the reads in `agents`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -13,7 +12,15 @@ from cdrlog.core.agenttime import LONGEST_RANGE, report_range
 from cdrlog.store.agents import AgentReport, time_report
 from cdrlog.web import schemas
 from cdrlog.web.deps import ServicesDep
-from cdrlog.web.params import ReaderDep, ScopeDep, TextQuery, ZoneDep, aware, one_of
+from cdrlog.web.params import (
+    AskedTime,
+    ReaderDep,
+    ScopeDep,
+    TextQuery,
+    ZoneDep,
+    aware,
+    one_of,
+)
 
 router = APIRouter(prefix="/api/v1")
 
@@ -50,10 +57,10 @@ def agent_report(
     scope: ScopeDep,
     zone: ZoneDep,
     start_from: Annotated[
-        datetime | None,
+        AskedTime | None,
         Query(alias="from", description="at or after; ISO-8601, zone `tz` if naive"),
     ] = None,
-    start_to: Annotated[datetime | None, Query(alias="to", description="before; ISO-8601")] = None,
+    start_to: Annotated[AskedTime | None, Query(alias="to", description="before; ISO-8601")] = None,
     team: Annotated[TextQuery, Query(description="team (orgidentity)")] = None,
     orgidentity: Annotated[TextQuery, Query(description="same as `team`")] = None,
     queue: Annotated[TextQuery, Query(description="only agents of this AgentGroupId")] = None,

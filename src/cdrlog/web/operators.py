@@ -3,7 +3,7 @@ letters. HTTP only: queries live in `reader` and `agents`, shapes in `schemas`."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -16,6 +16,7 @@ from cdrlog.web import schemas
 from cdrlog.web.deps import ServicesDep
 from cdrlog.web.params import (
     SHORT_PAGES,
+    AskedTime,
     Before,
     PageSize,
     ReaderDep,
@@ -66,9 +67,9 @@ def list_events(
     team: TextQuery = None,
     sessionid: TextQuery = None,
     since: Annotated[
-        datetime | None, Query(alias="from", description="eventTime at or after")
+        AskedTime | None, Query(alias="from", description="eventTime at or after")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="eventTime before")] = None,
+    until: Annotated[AskedTime | None, Query(alias="to", description="eventTime before")] = None,
     limit: PageSize = 100,
     before: Before = None,
 ) -> Any:

@@ -4,11 +4,13 @@ statistics are measured against."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Query, Request
+from pydantic import BeforeValidator
 
 from cdrlog.core.excerpts import PAGE_BYTES
 from cdrlog.core.hours import BusinessHours
@@ -34,12 +36,26 @@ TextQuery = Annotated[str | None, Query(max_length=TEXT_MAX)]
 
 ScopeDep = Annotated[Scope, Depends(reader_scope)]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*")
+
+
+def _iso_time(value: object) -> object:
+    """A time asked for is ISO-8601. A bare number is refused rather than read as Unix
+    time, as pydantic would: `20261204`, a date in ISO-8601's basic form, would mean
+    1970-08-23 without a word."""
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        raise ValueError("a time is ISO-8601, e.g. 2026-12-04T09:00:00+08:00; not a bare number")
+    return value
+
+
+# A time in a query: ISO-8601, with or without an offset.
+AskedTime = Annotated[datetime, BeforeValidator(_iso_time)]
 # The range of a call's start, as every listing of calls takes it.
 StartFrom = Annotated[
-    datetime | None,
+    AskedTime | None,
     Query(alias="from", description="starttime at or after; ISO-8601, zone `tz` if naive"),
 ]
-StartTo = Annotated[datetime | None, Query(alias="to", description="starttime before; ISO-8601")]
+StartTo = Annotated[AskedTime | None, Query(alias="to", description="starttime before; ISO-8601")]
 Before = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
 ]
