@@ -26,7 +26,7 @@ from cdrlog.core.alerts import (
 )
 from cdrlog.core.floor import Waiting
 from cdrlog.core.hooks import Kind
-from cdrlog.core.report import StatsRow
+from support.statsrows import queue_row
 
 AT = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 
@@ -64,35 +64,15 @@ def test_decisions(rule: Rule, raised: bool, value: float | None, decision: Deci
     assert decide(rule, raised, value) is decision
 
 
-def stats(team: str, queue: str, offered: int, short: int, abandoned: int, within: int) -> StatsRow:
-    return StatsRow(
-        group=queue,
-        team=team,
-        calls=offered,
-        answered=offered - short - abandoned,
-        unanswered=short + abandoned,
-        busy=0,
-        failed=0,
-        asr=0.0,
-        acd=None,
-        talk_time=0,
-        avg_ring_time=None,
-        offered=offered,
-        short_abandoned=short,
-        abandoned=abandoned,
-        answered_within=within,
-    )
-
-
 FIGURES = Figures(
     at=AT,
     windows={
         (30, 20, 5): [
-            stats("team1", "100", offered=10, short=2, abandoned=2, within=4),  # 4 of 8
-            stats("team1", "200", offered=2, short=0, abandoned=0, within=2),
-            stats("team2", "100", offered=50, short=0, abandoned=0, within=0),
+            queue_row("team1", "100", offered=10, short=2, abandoned=2, within=4),  # 4 of 8
+            queue_row("team1", "200", offered=2, short=0, abandoned=0, within=2),
+            queue_row("team2", "100", offered=50, short=0, abandoned=0, within=0),
         ],
-        (10, 20, 5): [stats("team1", "100", offered=1, short=1, abandoned=0, within=0)],
+        (10, 20, 5): [queue_row("team1", "100", offered=1, short=1, abandoned=0, within=0)],
     },
     waiting=[
         Waiting("team1", "100", 2, AT - timedelta(seconds=90)),

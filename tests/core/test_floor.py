@@ -7,41 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cdrlog.core.floor import Waiting, floor_now, today_of
-from cdrlog.core.report import StatsRow
+from support.statsrows import queue_row
 
 AT = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 
 
-def row(team: str, queue: str, offered: int, short: int, abandoned: int, within: int) -> StatsRow:
-    return StatsRow(
-        group=queue,
-        team=team,
-        calls=offered,
-        answered=offered - short - abandoned,
-        unanswered=short + abandoned,
-        busy=0,
-        failed=0,
-        asr=0.0,
-        acd=None,
-        talk_time=0,
-        avg_ring_time=None,
-        offered=offered,
-        short_abandoned=short,
-        abandoned=abandoned,
-        answered_within=within,
-    )
-
-
 def test_rates_over_queues_are_taken_from_the_summed_counts() -> None:
     """A quiet queue at 0% and a busy one at 90% make 82%, not the mean 45%."""
-    today = today_of([row("t", "quiet", 1, 0, 1, 0), row("t", "busy", 12, 2, 1, 9)])
+    today = today_of([queue_row("t", "quiet", 1, 0, 1, 0), queue_row("t", "busy", 12, 2, 1, 9)])
     assert (today.offered, today.short_abandoned, today.abandoned) == (13, 2, 2)
     assert today.service_level == pytest.approx(9 / 11)
     assert today.abandon_rate == pytest.approx(2 / 11)
 
 
 def test_no_call_counted_gives_no_rate() -> None:
-    today = today_of([row("t", "q", 2, 2, 0, 0)])
+    today = today_of([queue_row("t", "q", 2, 2, 0, 0)])
     assert today.service_level is None
     assert today.abandon_rate is None
 
@@ -54,7 +34,7 @@ def test_each_queue_gets_its_waiting_calls_agents_and_figures() -> None:
             Waiting("t", None, 1, AT - timedelta(seconds=5)),
         ],
         [("t", "100", "available"), ("t", "100", "on_call"), ("t", "200", "paused")],
-        [row("t", "100", 10, 1, 1, 8), row("t", "", 3, 0, 0, 3)],
+        [queue_row("t", "100", 10, 1, 1, 8), queue_row("t", "", 3, 0, 0, 3)],
     )
     assert [(q.team, q.queue) for q in floor.queues] == [("t", None), ("t", "100"), ("t", "200")]
     none, hundred, two_hundred = floor.queues

@@ -126,12 +126,11 @@ class Dispatcher:
 
     async def _run(self) -> None:
         self._woken = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         if self._stop.is_set():  # closed before the loop began
             return
         tasks: dict[int, asyncio.Task[None]] = {}
         figures_at = 0.0
-        loop = asyncio.get_running_loop()
         try:
             while not self._stop.is_set():
                 try:
