@@ -206,9 +206,11 @@ def test_a_cdr_that_cannot_be_shown_is_tried_again_and_holds_up_no_other(
 def test_a_dispatcher_stopped_mid_delivery_lets_go_of_what_it_holds(engine: Engine) -> None:
     with receiving() as receiver:
         receiver.open.clear()
+        hook_id = hook_for(engine, receiver, (Kind.CDR_CLOSED,))
+        # Both announced before the dispatcher starts: one batch claims both, and both
+        # hang in flight (none timed out and waiting for its next try).
+        final = calls(engine, 2, "held")
         with dispatching(engine):
-            hook_id = hook_for(engine, receiver, (Kind.CDR_CLOSED,))
-            final = calls(engine, 2, "held")
             wait_for(lambda: receiver.waiting >= len(final), engine=engine)
         # another dispatcher takes them at once, not when the lease would have ended
         taken = hooks.claim(engine, hook_id, utc_now(), timedelta(minutes=1), 64)
